@@ -1,0 +1,1 @@
+"""Networks, data, training and everything around them, as plain functions of parameter pytrees."""
