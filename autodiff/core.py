@@ -1,0 +1,199 @@
+"""The tape and the reverse sweep. This module knows no particular operation.
+
+A `Trace` is one differentiation in progress: a level (an increasing integer) and a tape,
+the list of operations recorded while the function ran. Execution order is already a
+topological order, so the backward pass walks the list in reverse: no toposort, no
+recursion, and a chain of any length works.
+
+Values being differentiated are wrapped in a `Box` that points at its trace and at the
+tape entry that produced it. A `primitive` unwraps the boxes of the innermost (highest
+level) trace among its arguments, computes on what is inside, and records one tape entry.
+What is inside may itself be a box of an outer trace: the primitive is then applied again
+one level down, which is how `grad(grad(f))` records the inner backward pass on the outer
+tape without the two ever being confused.
+
+Invariants:
+- a tape entry is `(op, parents, ans, args, params)` where `parents` pairs each traced
+  argument position with the tape index of the entry that produced it; inputs are
+  entries whose op is None;
+- cotangents are summed out of place (`a + b`): a rule may return the very array it was
+  given, so an in-place sum could corrupt another cotangent;
+- every rule's result is checked against its argument's shape, naming the op on mismatch.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+_levels = itertools.count(1)
+
+
+class Trace:
+    """One reverse-mode differentiation in progress: its level and its tape."""
+
+    __slots__ = ("level", "tape")
+
+    def __init__(self) -> None:
+        self.level = next(_levels)
+        self.tape: list[tuple] = []
+
+    def new_input(self, value: Any) -> Box:
+        """Box `value` as an input of this trace (a tape entry with no parents)."""
+        self.tape.append((None, (), value, (), {}))
+        return Box(value, self, len(self.tape) - 1)
+
+
+class Box:
+    """A value being differentiated: `value`, the `trace` recording it, its tape `index`.
+
+    Arithmetic, indexing and the usual array attributes are attached by
+    `autodiff.numpy`, so that boxes can stand in for arrays inside user code.
+    """
+
+    __slots__ = ("value", "trace", "index")
+
+    def __init__(self, value: Any, trace: Trace, index: int) -> None:
+        self.value = value
+        self.trace = trace
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"Box(level={self.trace.level}, value={self.value!r})"
+
+
+def primitive(raw_fn: Callable) -> Callable:
+    """Make `raw_fn` (a function on NumPy arrays) differentiable in its positional arguments.
+
+    Give it rules with `defvjp`. Called with no boxes among its arguments, the result calls
+    `raw_fn` directly, so code that is not being differentiated pays one loop over the
+    arguments.
+    """
+
+    rules_of: list = [None]  # set by defvjp: (rule per argnum) or a function of argnum
+
+    @functools.wraps(raw_fn)
+    def op(*args, **params):
+        trace = None
+        for arg in args:
+            if type(arg) is Box and (trace is None or arg.trace.level > trace.level):
+                trace = arg.trace
+        if trace is None:
+            return raw_fn(*args, **params)
+        values = list(args)
+        parents = []
+        nested = False
+        for argnum, arg in enumerate(args):
+            if type(arg) is Box:
+                if arg.trace is trace:
+                    value = values[argnum] = arg.value
+                    parents.append((argnum, arg.index))
+                    if type(value) is Box:
+                        nested = True
+                else:
+                    nested = True
+        if rules_of[0] is None:
+            raise TypeError(
+                f"autodiff: {op.__name__} has no gradient rules; give it some with defvjp, "
+                "or call it on constants only"
+            )
+        ans = op(*values, **params) if nested else raw_fn(*values, **params)
+        tape = trace.tape
+        tape.append((op, parents, ans, values, params))
+        return Box(ans, trace, len(tape) - 1)
+
+    op.raw = raw_fn
+    op.rules_of = rules_of
+    return op
+
+
+def defvjp(op: Callable, *rules: Callable | None) -> None:
+    """Give `op` one VJP rule per positional argument (`None`: not differentiable there).
+
+    A rule is `rule(g, ans, *args, **params) -> cotangent of that argument`, where `g` is
+    the cotangent of the output `ans`. Rules are written with `autodiff.numpy` ops so that
+    they can themselves be differentiated.
+    """
+    op.rules_of[0] = tuple(rules)
+
+
+def defvjp_argnum(op: Callable, rule: Callable) -> None:
+    """Give a variadic `op` a single rule `rule(argnum, g, ans, *args, **params)`."""
+    op.rules_of[0] = rule
+
+
+def nondifferentiable(raw_fn: Callable) -> Callable:
+    """Wrap `raw_fn` so it sees plain values: its result is a constant, nothing is recorded."""
+
+    @functools.wraps(raw_fn)
+    def op(*args, **params):
+        return raw_fn(*[unbox(a) for a in args], **params)
+
+    op.raw = raw_fn
+    return op
+
+
+def unbox(x: Any) -> Any:
+    """The plain value inside `x`, through every level of boxing."""
+    while type(x) is Box:
+        x = x.value
+    return x
+
+
+def value_at(x: Any, trace: Trace) -> Any:
+    """`x` with the boxing of `trace` removed (boxes of outer traces are kept)."""
+    return x.value if type(x) is Box and x.trace is trace else x
+
+
+def _shape(x: Any) -> tuple:
+    shape = getattr(x, "shape", None)
+    return np.shape(x) if shape is None else shape
+
+
+def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[int]) -> list:
+    """Sweep the tape in reverse from `(tape index, cotangent)` seeds.
+
+    Returns the cotangent of each input index, or None where the output did not depend on
+    it. The tape is left untouched, so a vjp may be swept several times.
+    """
+    tape = trace.tape
+    cotangents: list[Any] = [None] * len(tape)
+    last = 0
+    for index, g in seeds:
+        cotangents[index] = g if cotangents[index] is None else cotangents[index] + g
+        last = max(last, index)
+    for index in range(last, -1, -1):
+        g = cotangents[index]
+        if g is None:
+            continue
+        op, parents, ans, args, params = tape[index]
+        if op is None:
+            continue  # an input: its cotangent is a result
+        cotangents[index] = None  # no longer needed: free it as the sweep goes
+        rules = op.rules_of[0]
+        variadic = type(rules) is not tuple
+        for argnum, parent in parents:
+            if variadic:
+                cotangent = rules(argnum, g, ans, *args, **params)
+            else:
+                rule = rules[argnum] if argnum < len(rules) else None
+                if rule is None:
+                    continue  # not differentiable in this argument: a constant
+                cotangent = rule(g, ans, *args, **params)
+            try:
+                same_shape = cotangent.shape == args[argnum].shape
+            except AttributeError:  # a Python scalar
+                same_shape = _shape(cotangent) == _shape(args[argnum])
+            if not same_shape:
+                raise ValueError(
+                    f"autodiff: the gradient rule of {op.__name__} returned shape "
+                    f"{_shape(cotangent)} for argument {argnum}, whose shape is "
+                    f"{_shape(args[argnum])}"
+                )
+            previous = cotangents[parent]
+            cotangents[parent] = cotangent if previous is None else previous + cotangent
+    return [cotangents[i] for i in inputs]

@@ -1,0 +1,213 @@
+"""Function transforms: vjp, grad, value_and_grad, jacobian, hessian.
+
+Each transform boxes the leaves of the differentiated arguments in a fresh `Trace`, runs
+the function, and sweeps the tape backwards. Arguments and results are pytrees; the
+gradient of an argument always has that argument's structure, shapes and dtypes, with
+zeros for leaves the output does not depend on. Transforms nest: the inner one's
+backward pass is recorded by the outer one's trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from autodiff import numpy as anp
+from autodiff.core import Box, Trace, backward, value_at
+from autodiff.tree import tree_flatten, tree_map, tree_unflatten
+
+
+def _leaf_dtype(leaf: Any) -> np.dtype:
+    dtype = getattr(leaf, "dtype", None)
+    return np.result_type(leaf) if dtype is None else dtype
+
+
+def _zeros_like(leaf: Any) -> np.ndarray:
+    return np.zeros(np.shape(anp.unbox(leaf)), dtype=_leaf_dtype(leaf))
+
+
+def _match_leaf(cotangent: Any, leaf: Any) -> Any:
+    """The cotangent of `leaf` in its shape and dtype (zeros where it is None)."""
+    if cotangent is None:
+        return _zeros_like(leaf)
+    dtype = _leaf_dtype(leaf)
+    if _leaf_dtype(cotangent) != dtype and np.issubdtype(dtype, np.inexact):
+        return anp.astype(cotangent, dtype)
+    return cotangent
+
+
+def _box_args(trace: Trace, args: Sequence[Any], argnums: tuple[int, ...]):
+    """Box the leaves of `args[i]` for i in argnums; returns new args and the boxed leaves."""
+    args = list(args)
+    boxed = []
+    for i in argnums:
+        leaves, treedef = tree_flatten(args[i])
+        boxes = [trace.new_input(leaf) for leaf in leaves]
+        boxed.append((leaves, treedef, boxes))
+        args[i] = tree_unflatten(treedef, boxes)
+    return args, boxed
+
+
+def _cotangents(trace: Trace, boxed, seeds) -> list:
+    """One gradient pytree per boxed argument, from `(tape index, cotangent)` seeds."""
+    inputs = [box.index for _, _, boxes in boxed for box in boxes]
+    flat = backward(trace, seeds, inputs) if seeds else [None] * len(inputs)
+    grads, position = [], 0
+    for leaves, treedef, _ in boxed:
+        part = flat[position:position + len(leaves)]
+        position += len(leaves)
+        grads.append(tree_unflatten(treedef, [_match_leaf(c, x) for c, x in zip(part, leaves)]))
+    return grads
+
+
+def _normalize_argnums(argnums: int | Sequence[int], count: int) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in nums:
+        if not -count <= n < count:
+            raise TypeError(f"argnums {argnums} is out of range for {count} positional arguments")
+    return tuple(n % count for n in nums)
+
+
+def vjp(fun: Callable, *args: Any) -> tuple[Any, Callable]:
+    """Run `fun(*args)`; return its output and `vjp_fn(cotangent) -> tuple of cotangents`.
+
+    `cotangent` has the structure of the output; the result has one entry per argument,
+    each with that argument's structure. `vjp_fn` may be called many times.
+    """
+    trace = Trace()
+    boxed_args, boxed = _box_args(trace, args, tuple(range(len(args))))
+    out = fun(*boxed_args)
+    out_leaves, out_def = tree_flatten(out)
+    out_value = tree_unflatten(out_def, [value_at(leaf, trace) for leaf in out_leaves])
+
+    def vjp_fn(cotangent: Any) -> tuple:
+        ct_leaves, ct_def = tree_flatten(cotangent)
+        if ct_def != out_def:
+            raise ValueError(f"vjp: the cotangent has structure {ct_def!r}, the output {out_def!r}")
+        seeds = [
+            (leaf.index, ct) for leaf, ct in zip(out_leaves, ct_leaves)
+            if type(leaf) is Box and leaf.trace is trace
+        ]
+        return tuple(_cotangents(trace, boxed, seeds))
+
+    return out_value, vjp_fn
+
+
+def _scalar_seed(out: Any, trace: Trace, name: str) -> list:
+    value = value_at(out, trace)
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        shape = np.shape(value) if isinstance(value, (int, float, complex, np.generic)) else None
+    if shape != ():
+        what = f"an output of shape {shape}" if shape is not None else f"a {type(value).__name__}"
+        raise TypeError(
+            f"{name} needs a function that returns a scalar, but it returned {what}; "
+            "reduce it (e.g. anp.sum or anp.mean), or use vjp or jacobian for non-scalar outputs"
+        )
+    if type(out) is not Box or out.trace is not trace:
+        return []  # the output does not depend on the arguments
+    return [(out.index, np.ones((), dtype=_leaf_dtype(value)))]
+
+
+def value_and_grad(
+    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False
+) -> Callable:
+    """`fun`'s value and its gradient with respect to the argument(s) `argnums`.
+
+    `fun` must return a scalar, or `(scalar, aux)` when `has_aux` is true; the transformed
+    function then returns `((value, aux), grads)`. With a tuple of argnums the gradients
+    come back as a tuple.
+    """
+
+    def value_and_grad_fun(*args: Any, **kwargs: Any):
+        nums = _normalize_argnums(argnums, len(args))
+        trace = Trace()
+        boxed_args, boxed = _box_args(trace, args, nums)
+        out = fun(*boxed_args, **kwargs)
+        if has_aux:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError("with has_aux=True the function must return a pair (value, aux)")
+            out, aux = out
+        seeds = _scalar_seed(out, trace, "grad")
+        grads = _cotangents(trace, boxed, seeds)
+        grads = grads[0] if isinstance(argnums, int) else tuple(grads)
+        value = value_at(out, trace)
+        if has_aux:
+            return (value, tree_map(lambda leaf: value_at(leaf, trace), aux)), grads
+        return value, grads
+
+    value_and_grad_fun.__name__ = f"value_and_grad({getattr(fun, '__name__', 'fun')})"
+    return value_and_grad_fun
+
+
+def grad(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """The gradient of scalar-valued `fun` with respect to the argument(s) `argnums`.
+
+    >>> grad(lambda x: anp.sum(x ** 2))(np.array([1.0, 2.0]))
+    array([2., 4.])
+    """
+    value_and_grad_fun = value_and_grad(fun, argnums)
+
+    def grad_fun(*args: Any, **kwargs: Any):
+        return value_and_grad_fun(*args, **kwargs)[1]
+
+    grad_fun.__name__ = f"grad({getattr(fun, '__name__', 'fun')})"
+    return grad_fun
+
+
+def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """The Jacobian of `fun` with respect to argument `argnums`, by one vjp per output element.
+
+    For an array output of shape `out` and an argument leaf of shape `in`, the result has
+    shape `out + in`; pytree outputs and arguments give nested pytrees (outputs outside).
+    """
+
+    def jacobian_fun(*args: Any):
+        nums = _normalize_argnums(argnums, len(args))
+
+        def partial_fun(*chosen):
+            full = list(args)
+            for i, value in zip(nums, chosen):
+                full[i] = value
+            return fun(*full)
+
+        out, vjp_fn = vjp(partial_fun, *[args[i] for i in nums])
+        out_leaves, out_def = tree_flatten(out)
+        per_output = []
+        for k, leaf in enumerate(out_leaves):
+            leaf_shape = np.shape(anp.unbox(leaf))
+            rows = []
+            for flat_index in range(int(np.prod(leaf_shape, dtype=np.int64))):
+                seed = [np.zeros(np.shape(anp.unbox(o)), dtype=_leaf_dtype(o)) for o in out_leaves]
+                seed[k].flat[flat_index] = 1
+                rows.append(vjp_fn(tree_unflatten(out_def, seed)))
+            blocks = _stack_rows(rows, leaf_shape, [args[i] for i in nums])
+            per_output.append(blocks[0] if isinstance(argnums, int) else blocks)
+        return tree_unflatten(out_def, per_output)
+
+    return jacobian_fun
+
+
+def _stack_rows(rows: list, out_shape: tuple, chosen_args: list) -> tuple:
+    """Turn one vjp per output element into Jacobian blocks of shape out_shape + leaf shape."""
+    blocks = []
+    for position, arg in enumerate(chosen_args):
+        leaves, treedef = tree_flatten(arg)
+        per_leaf = []
+        for j, leaf in enumerate(leaves):
+            leaf_shape = np.shape(anp.unbox(leaf))
+            entries = [tree_flatten(row[position])[0][j] for row in rows]
+            if entries:
+                block = anp.reshape(anp.stack(entries), out_shape + leaf_shape)
+            else:
+                block = np.zeros(out_shape + leaf_shape, dtype=_leaf_dtype(leaf))
+            per_leaf.append(block)
+        blocks.append(tree_unflatten(treedef, per_leaf))
+    return tuple(blocks)
+
+
+def hessian(fun: Callable, argnums: int = 0) -> Callable:
+    """The Hessian of scalar-valued `fun`: the Jacobian of its gradient."""
+    return jacobian(grad(fun, argnums), argnums)

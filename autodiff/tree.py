@@ -1,0 +1,126 @@
+"""Pytrees: nested containers of arrays, flattened to a list of leaves and a structure.
+
+Containers are dict (children in sorted key order), list, tuple, namedtuple and None (a
+container with no children). Everything else is a leaf. `tree_unflatten(treedef,
+tree_leaves(tree))` rebuilds `tree` exactly, container types and dict keys included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+
+class TreeDef(NamedTuple):
+    """The structure of a pytree: a container kind, its static data and its children.
+
+    `kind` is "leaf", "none", "dict", "list", "tuple" or "namedtuple"; `data` holds the
+    sorted dict keys or the namedtuple class.
+    """
+
+    kind: str
+    data: Any
+    children: tuple
+
+    @property
+    def num_leaves(self) -> int:
+        if self.kind == "leaf":
+            return 1
+        return sum(child.num_leaves for child in self.children)
+
+    def __repr__(self) -> str:
+        if self.kind == "leaf":
+            return "*"
+        if self.kind == "none":
+            return "None"
+        inner = ", ".join(repr(c) for c in self.children)
+        if self.kind == "dict":
+            return "{" + ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.data, self.children)) + "}"
+        if self.kind == "list":
+            return f"[{inner}]"
+        if self.kind == "namedtuple":
+            return f"{self.data.__name__}({inner})"
+        return f"({inner},)" if len(self.children) == 1 else f"({inner})"
+
+
+LEAF = TreeDef("leaf", None, ())
+
+
+def _children(tree: Any) -> tuple[str, Any, list]:
+    if tree is None:
+        return "none", None, []
+    if isinstance(tree, dict):
+        keys = sorted(tree)
+        return "dict", tuple(keys), [tree[k] for k in keys]
+    if isinstance(tree, list):
+        return "list", None, tree
+    if isinstance(tree, tuple):
+        if hasattr(type(tree), "_fields"):
+            return "namedtuple", type(tree), list(tree)
+        return "tuple", None, list(tree)
+    return "leaf", None, []
+
+
+def tree_flatten(tree: Any) -> tuple[list, TreeDef]:
+    """Split `tree` into its leaves (in a fixed order) and its structure."""
+    leaves: list = []
+    return leaves, _flatten(tree, leaves)
+
+
+def _flatten(tree: Any, leaves: list) -> TreeDef:
+    kind, data, children = _children(tree)
+    if kind == "leaf":
+        leaves.append(tree)
+        return LEAF
+    return TreeDef(kind, data, tuple(_flatten(child, leaves) for child in children))
+
+
+def tree_unflatten(treedef: TreeDef, leaves: list) -> Any:
+    """Rebuild a tree of structure `treedef` from `leaves` (the inverse of tree_flatten)."""
+    leaves = list(leaves)
+    if len(leaves) != treedef.num_leaves:
+        raise ValueError(
+            f"tree_unflatten: the structure {treedef!r} has {treedef.num_leaves} leaves, "
+            f"but {len(leaves)} were given"
+        )
+    return _unflatten(treedef, iter(leaves))
+
+
+def _unflatten(treedef: TreeDef, leaves) -> Any:
+    kind = treedef.kind
+    if kind == "leaf":
+        return next(leaves)
+    if kind == "none":
+        return None
+    children = [_unflatten(child, leaves) for child in treedef.children]
+    if kind == "dict":
+        return dict(zip(treedef.data, children))
+    if kind == "list":
+        return children
+    if kind == "namedtuple":
+        return treedef.data(*children)
+    return tuple(children)
+
+
+def tree_leaves(tree: Any) -> list:
+    """The leaves of `tree`, in flattening order."""
+    return tree_flatten(tree)[0]
+
+
+def tree_map(f: Callable, tree: Any, *rest: Any) -> Any:
+    """Apply `f` leaf by leaf: `f(leaf, *corresponding leaves of rest)`, keeping the structure.
+
+    Every tree in `rest` must have the structure of `tree`; otherwise a ValueError shows
+    both structures.
+    """
+    leaves, treedef = tree_flatten(tree)
+    others = []
+    for position, other in enumerate(rest, start=1):
+        other_leaves, other_def = tree_flatten(other)
+        if other_def != treedef:
+            raise ValueError(
+                f"tree_map: tree {position} has structure {other_def!r}, "
+                f"but the first tree has {treedef!r}"
+            )
+        others.append(other_leaves)
+    return tree_unflatten(treedef, [f(*xs) for xs in zip(leaves, *others)])
