@@ -296,7 +296,7 @@ def test_box_methods_and_operators(data):
     y = data.draw(arrays_in((4,), 0.5, 2))
 
     def f(m, x):
-        out = (x + y) * (y - x) / (1 + x * x) + 2 * x - (-x) + x ** 2 + y / (2 + x)
+        out = (x + y) * (y - x) / (1 + x * x) + 2 * x - (-x) + x ** 2 + y / (3 + x)
         out = out @ np.array([[1.0, -0.5], [0.3, 2.0], [-1.0, 0.7], [0.2, 0.1]]) + 1.0
         apart = out + np.array([0.0, 100.0]) + 1000.0 * np.arange(3)[:, None]  # no ties
         return (out.sum(axis=0) + out.mean() + apart.max(axis=1).sum() + apart.min()
