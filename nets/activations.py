@@ -1,0 +1,39 @@
+"""Activation functions, each a composition of engine ops (no rules of their own).
+
+All work on any shape and keep the input dtype. `softmax` and `log_softmax` act along
+the last axis. Every function here is stable for inputs of any magnitude.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import autodiff.numpy as anp
+
+
+def relu(x: Any) -> Any:
+    """max(x, 0); its gradient is 1 where x > 0 and 0 elsewhere (0 at the kink)."""
+    return anp.where(x > 0, x, 0)
+
+
+def sigmoid(x: Any) -> Any:
+    """1 / (1 + e^-x), computed as (tanh(x/2) + 1) / 2, which cannot overflow for any x."""
+    return 0.5 * (anp.tanh(0.5 * x) + 1)
+
+
+def tanh(x: Any) -> Any:
+    """The hyperbolic tangent."""
+    return anp.tanh(x)
+
+
+def log_softmax(x: Any) -> Any:
+    """log(softmax(x)) along the last axis, as x - logsumexp(x): no overflow, no log(0)."""
+    return x - anp.logsumexp(x, axis=-1, keepdims=True)
+
+
+def softmax(x: Any) -> Any:
+    """Probabilities along the last axis; each row sums to 1."""
+    return anp.exp(log_softmax(x))
+
+
+ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh}

@@ -1,0 +1,253 @@
+"""The training loop: minibatch gradient descent on any model, cost and optimizer.
+
+`train` takes a `TrainState` and returns the next one; everything the loop needs to carry
+on later (parameters, optimizer state, the shuffling RNG's state at the start of the
+epoch, the position inside the epoch, history, early-stopping bookkeeping) lives in that
+state, so a run stopped after any step and resumed from its checkpoint ends with the
+same parameters, bit for bit, as one that never stopped.
+
+The test set is never seen here: validation comes from the training set (`split`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from autodiff import value_and_grad
+from nets.data import one_hot
+from nets.errors import ConfigError, TrainingDiverged
+from nets.optimizers import SCHEDULES, Optimizer, learning_rate, make_optimizer
+
+Apply = Callable[[Any, Any], Any]
+Cost = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. `batch_size=0` means full-batch gradient descent."""
+
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    patience: int = 0  # epochs without a better validation loss before stopping; 0: never
+    seed: int = 0
+
+    def check(self, train_size: int) -> None:
+        """Raise ConfigError naming the first setting that cannot work."""
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 0:
+            raise ConfigError(
+                f"batch size must be positive (0 for full batch), got {self.batch_size}")
+        if self.batch_size > train_size:
+            raise ConfigError(
+                f"batch size {self.batch_size} is larger than the {train_size} training "
+                "examples; use a smaller one, or 0 for full-batch training"
+            )
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"learning rate must be a positive number, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.patience < 0:
+            raise ConfigError(f"patience must be >= 0, got {self.patience}")
+        make_optimizer(self.optimizer, self.weight_decay)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training and validation data: inputs (n, features) float32, labels (n,) int."""
+
+    train_x: np.ndarray
+    train_labels: np.ndarray
+    val_x: np.ndarray
+    val_labels: np.ndarray
+    num_classes: int
+
+
+def split(
+    x: np.ndarray, labels: np.ndarray, val_size: int, num_classes: int, seed: int = 0
+) -> Split:
+    """Hold out `val_size` examples, chosen by a seeded permutation, for validation."""
+    if not 0 <= val_size < len(x):
+        raise ConfigError(
+            f"validation size must be between 0 and {len(x) - 1} (the training set has "
+            f"{len(x)} examples), got {val_size}"
+        )
+    order = np.random.default_rng(seed).permutation(len(x))
+    val, train = order[:val_size], order[val_size:]
+    return Split(x[train], labels[train], x[val], labels[val], num_classes)
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training after the last completed step."""
+
+    params: Any
+    opt_state: Any
+    rng_state: dict  # the shuffling RNG at the start of `epoch`
+    epoch: int = 0  # epochs completed
+    step: int = 0  # steps completed inside the current epoch
+    total_steps: int = 0
+    loss_sum: float = 0.0  # running training loss and hits of the current epoch
+    hits: int = 0
+    seen: int = 0
+    history: list = field(default_factory=list)
+    best_params: Any = None
+    best_val_loss: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    stop_reason: str = ""  # "", "completed", "early stopping", "interrupted"
+
+
+def init_state(params: Any, config: TrainConfig) -> TrainState:
+    """The state before the first step."""
+    optimizer = make_optimizer(config.optimizer, config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    return TrainState(params=params, opt_state=optimizer.init(params),
+                      rng_state=rng.bit_generator.state)
+
+
+def evaluate(
+    apply: Apply, params: Any, cost: Cost, x: np.ndarray, labels: np.ndarray,
+    num_classes: int, batch_size: int = 2000,
+) -> tuple[float, float, np.ndarray]:
+    """Mean cost, accuracy and the logits (n, classes) of `params` on a dataset."""
+    logits = np.concatenate(
+        [apply(params, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    loss = float(cost(logits, one_hot(labels, num_classes, logits.dtype)))
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
+    return loss, accuracy, logits
+
+
+def _loss_and_logits(apply: Apply, cost: Cost) -> Callable:
+    def loss(params, x, targets):
+        logits = apply(params, x)
+        return cost(logits, targets), logits
+
+    return value_and_grad(loss, has_aux=True)
+
+
+def train(
+    state: TrainState,
+    apply: Apply,
+    cost: Cost,
+    data: Split,
+    config: TrainConfig,
+    *,
+    on_step: Callable[[TrainState], None] | None = None,
+    on_epoch: Callable[[TrainState], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainState:
+    """Train from `state` until `config.epochs` epochs are done, early stopping, or
+    `should_stop()` is true after a step. Returns the final state (the best parameters
+    restored when early stopping is on and validation data exists).
+
+    `on_step` is called after every step, `on_epoch` after every epoch (once the epoch's
+    history entry is written): a progress bar and per-epoch checkpoints hook in there.
+    Raises TrainingDiverged, before touching the state, when the loss or the gradients
+    stop being finite.
+    """
+    config.check(len(data.train_x))
+    optimizer: Optimizer = make_optimizer(config.optimizer, config.weight_decay)
+    step_fn = _loss_and_logits(apply, cost)
+    n = len(data.train_x)
+    batch = config.batch_size or n
+    steps_per_epoch = math.ceil(n / batch)
+    state = replace(state, stop_reason="")
+    epoch_start = time.perf_counter()
+    while state.epoch < config.epochs:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state.rng_state
+        order = rng.permutation(n) if batch < n else np.arange(n)
+        lr = learning_rate(config.schedule, config.lr, state.epoch, config.epochs)
+        while state.step < steps_per_epoch:
+            index = order[state.step * batch:(state.step + 1) * batch]
+            x, labels = data.train_x[index], data.train_labels[index]
+            targets = one_hot(labels, data.num_classes, x.dtype)
+            (loss, logits), grads = step_fn(state.params, x, targets)
+            _check_finite(loss, grads, state, lr)
+            params, opt_state = optimizer.update(state.params, grads, state.opt_state, lr)
+            state = replace(
+                state, params=params, opt_state=opt_state, step=state.step + 1,
+                total_steps=state.total_steps + 1,
+                loss_sum=state.loss_sum + float(loss) * len(index),
+                hits=state.hits + int(np.sum(np.argmax(logits, axis=1) == labels)),
+                seen=state.seen + len(index),
+            )
+            if on_step is not None:
+                on_step(state)
+            if should_stop is not None and should_stop():
+                return replace(state, stop_reason="interrupted")
+        state = _end_epoch(state, rng, apply, cost, data, config, time.perf_counter() - epoch_start)
+        epoch_start = time.perf_counter()
+        if on_epoch is not None:
+            on_epoch(state)
+        if state.stop_reason:
+            break
+    return _finish(state)
+
+
+def _check_finite(loss: Any, grads: Any, state: TrainState, lr: float) -> None:
+    from autodiff import tree_leaves
+
+    if math.isfinite(float(loss)) and all(np.all(np.isfinite(g)) for g in tree_leaves(grads)):
+        return
+    what = "loss" if not math.isfinite(float(loss)) else "gradient"
+    raise TrainingDiverged(
+        f"training diverged: the {what} became {float(loss) if what == 'loss' else 'NaN or inf'} "
+        f"at epoch {state.epoch + 1}, step {state.step + 1} (learning rate {lr:g}); "
+        "try a smaller learning rate (--lr)"
+    )
+
+
+def _end_epoch(
+    state: TrainState, rng: np.random.Generator, apply: Apply, cost: Cost,
+    data: Split, config: TrainConfig, seconds: float,
+) -> TrainState:
+    entry = {
+        "epoch": state.epoch + 1,
+        "train_loss": state.loss_sum / max(state.seen, 1),
+        "train_accuracy": state.hits / max(state.seen, 1),
+        "val_loss": None,
+        "val_accuracy": None,
+        "lr": learning_rate(config.schedule, config.lr, state.epoch, config.epochs),
+        "seconds": seconds,
+    }
+    best = (state.best_params, state.best_val_loss, state.best_epoch, state.bad_epochs)
+    stop_reason = ""
+    if len(data.val_x):
+        val_loss, val_accuracy, _ = evaluate(apply, state.params, cost, data.val_x,
+                                             data.val_labels, data.num_classes)
+        entry.update(val_loss=val_loss, val_accuracy=val_accuracy)
+        if val_loss < state.best_val_loss:
+            best = (state.params, val_loss, state.epoch + 1, 0)
+        else:
+            best = best[:3] + (state.bad_epochs + 1,)
+            if config.patience and best[3] >= config.patience:
+                stop_reason = "early stopping"
+    epoch = state.epoch + 1
+    if not stop_reason and epoch >= config.epochs:
+        stop_reason = "completed"
+    return replace(
+        state, epoch=epoch, step=0, loss_sum=0.0, hits=0, seen=0,
+        rng_state=rng.bit_generator.state, history=state.history + [entry],
+        best_params=best[0] if config.patience else None, best_val_loss=best[1],
+        best_epoch=best[2], bad_epochs=best[3], stop_reason=stop_reason,
+    )
+
+
+def _finish(state: TrainState) -> TrainState:
+    """Restore the best parameters when early stopping kept track of them."""
+    if state.best_params is not None and state.best_epoch != state.epoch:
+        return replace(state, params=state.best_params)
+    return state
