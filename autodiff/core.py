@@ -13,9 +13,9 @@ one level down, which is how `grad(grad(f))` records the inner backward pass on 
 tape without the two ever being confused.
 
 Invariants:
-- a tape entry is `(op, parents, ans, args, params)` where `parents` pairs each traced
-  argument position with the tape index of the entry that produced it; inputs are
-  entries whose op is None;
+- a tape entry is `(op, rules, parents, ans, args, params)`: `parents` pairs each traced
+  argument position with the tape index of the entry that produced it, `rules` are the
+  op's VJP rules; inputs are entries whose op is None;
 - cotangents are summed out of place (`a + b`): a rule may return the very array it was
   given, so an in-place sum could corrupt another cotangent;
 - every rule's result is checked against its argument's shape, naming the op on mismatch.
@@ -44,7 +44,7 @@ class Trace:
 
     def new_input(self, value: Any) -> Box:
         """Box `value` as an input of this trace (a tape entry with no parents)."""
-        self.tape.append((None, (), value, (), {}))
+        self.tape.append((None, None, (), value, (), {}))
         return Box(value, self, len(self.tape) - 1)
 
 
@@ -103,7 +103,7 @@ def primitive(raw_fn: Callable) -> Callable:
             )
         ans = op(*values, **params) if nested else raw_fn(*values, **params)
         tape = trace.tape
-        tape.append((op, parents, ans, values, params))
+        tape.append((op, rules_of[0], parents, ans, values, params))
         return Box(ans, trace, len(tape) - 1)
 
     op.raw = raw_fn
@@ -170,11 +170,10 @@ def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[in
         g = cotangents[index]
         if g is None:
             continue
-        op, parents, ans, args, params = tape[index]
+        op, rules, parents, ans, args, params = tape[index]
         if op is None:
             continue  # an input: its cotangent is a result
         cotangents[index] = None  # no longer needed: free it as the sweep goes
-        rules = op.rules_of[0]
         variadic = type(rules) is not tuple
         for argnum, parent in parents:
             if variadic:

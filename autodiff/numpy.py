@@ -34,9 +34,15 @@ def _ndim(x: Any) -> int:
     return len(_shape(x))
 
 
-def unbroadcast(g: Any, shape: tuple) -> Any:
-    """Sum the cotangent `g` back down to `shape`, undoing NumPy broadcasting."""
-    g_shape = _shape(g)
+def unbroadcast(g: Any, x: Any) -> Any:
+    """Sum the cotangent `g` back down to the shape of the argument `x`, undoing NumPy
+    broadcasting."""
+    try:
+        if g.shape == x.shape:  # the common case, checked first because it is hot
+            return g
+    except AttributeError:
+        pass
+    shape, g_shape = _shape(x), _shape(g)
     if g_shape == shape:
         return g
     lead = len(g_shape) - len(shape)
@@ -46,11 +52,6 @@ def unbroadcast(g: Any, shape: tuple) -> Any:
     if axes:
         g = sum(g, axis=axes)
     return reshape(g, shape)
-
-
-def _unbroadcast_to(x: Any):
-    shape = _shape(x)
-    return lambda g: unbroadcast(g, shape)
 
 
 def _expand_reduced(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
@@ -135,31 +136,31 @@ def _dtype(x: Any) -> np.dtype:
 add = primitive(np.add)
 defvjp(
     add,
-    lambda g, ans, x, y: unbroadcast(g, _shape(x)),
-    lambda g, ans, x, y: unbroadcast(g, _shape(y)),
+    lambda g, ans, x, y: unbroadcast(g, x),
+    lambda g, ans, x, y: unbroadcast(g, y),
 )
 
 subtract = primitive(np.subtract)
 defvjp(
     subtract,
-    lambda g, ans, x, y: unbroadcast(g, _shape(x)),
-    lambda g, ans, x, y: unbroadcast(negative(g), _shape(y)),
+    lambda g, ans, x, y: unbroadcast(g, x),
+    lambda g, ans, x, y: unbroadcast(negative(g), y),
 )
 
 multiply = primitive(np.multiply)
 defvjp(
     multiply,
-    lambda g, ans, x, y: unbroadcast(g * y, _shape(x)),
-    lambda g, ans, x, y: unbroadcast(x * g, _shape(y)),
+    lambda g, ans, x, y: unbroadcast(g * y, x),
+    lambda g, ans, x, y: unbroadcast(x * g, y),
 )
 
 divide = primitive(np.true_divide)
 true_divide = divide
 defvjp(
     divide,
-    lambda g, ans, x, y: unbroadcast(g / y, _shape(x)),
+    lambda g, ans, x, y: unbroadcast(g / y, x),
     # d(x/y)/dy = -x/y^2 = -ans/y
-    lambda g, ans, x, y: unbroadcast(-g * ans / y, _shape(y)),
+    lambda g, ans, x, y: unbroadcast(-g * ans / y, y),
 )
 
 
@@ -174,8 +175,8 @@ power = primitive(np.power)
 defvjp(
     power,
     # d(x^y)/dx = y x^(y-1); where y == 0 it is 0, even at x == 0 where x^(y-1) is inf.
-    lambda g, ans, x, y: unbroadcast(where(equal(y, 0), 0, g * y * x ** (y - 1)), _shape(x)),
-    lambda g, ans, x, y: unbroadcast(g * ans * _log_where_positive(x), _shape(y)),
+    lambda g, ans, x, y: unbroadcast(where(equal(y, 0), 0, g * y * x ** (y - 1)), x),
+    lambda g, ans, x, y: unbroadcast(g * ans * _log_where_positive(x), y),
 )
 
 
@@ -189,23 +190,23 @@ def _balanced_share(g, ans, x, y):
 maximum = primitive(np.maximum)
 defvjp(
     maximum,
-    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, x, y), _shape(x)),
-    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, y, x), _shape(y)),
+    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, x, y), x),
+    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, y, x), y),
 )
 
 minimum = primitive(np.minimum)
 defvjp(
     minimum,
-    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, y, x), _shape(x)),
-    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, x, y), _shape(y)),
+    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, y, x), x),
+    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, x, y), y),
 )
 
 where = primitive(np.where)
 defvjp(
     where,
     None,
-    lambda g, ans, c, x, y: unbroadcast(where(c, g, 0), _shape(x)),
-    lambda g, ans, c, x, y: unbroadcast(where(c, 0, g), _shape(y)),
+    lambda g, ans, c, x, y: unbroadcast(where(c, g, 0), x),
+    lambda g, ans, c, x, y: unbroadcast(where(c, 0, g), y),
 )
 
 # ---------------------------------------------------------------------- reductions
@@ -256,20 +257,20 @@ def _matmul_rule_a(g, ans, a, b):
     if _ndim(a) == 1 and _ndim(b) == 1:
         return g * b
     if _ndim(b) == 1:  # (..., m, k) @ (k,) -> (..., m)
-        return unbroadcast(expand_dims(g, -1) * b, _shape(a))
+        return unbroadcast(expand_dims(g, -1) * b, a)
     if _ndim(a) == 1:  # (k,) @ (..., k, n) -> (..., n)
-        return unbroadcast(matmul(b, expand_dims(g, -1))[..., 0], _shape(a))
-    return unbroadcast(matmul(g, swapaxes(b, -1, -2)), _shape(a))
+        return unbroadcast(matmul(b, expand_dims(g, -1))[..., 0], a)
+    return unbroadcast(matmul(g, swapaxes(b, -1, -2)), a)
 
 
 def _matmul_rule_b(g, ans, a, b):
     if _ndim(a) == 1 and _ndim(b) == 1:
         return g * a
     if _ndim(b) == 1:
-        return unbroadcast(matmul(swapaxes(a, -1, -2), expand_dims(g, -1))[..., 0], _shape(b))
+        return unbroadcast(matmul(swapaxes(a, -1, -2), expand_dims(g, -1))[..., 0], b)
     if _ndim(a) == 1:
-        return unbroadcast(expand_dims(a, -1) * expand_dims(g, -2), _shape(b))
-    return unbroadcast(matmul(swapaxes(a, -1, -2), g), _shape(b))
+        return unbroadcast(expand_dims(a, -1) * expand_dims(g, -2), b)
+    return unbroadcast(matmul(swapaxes(a, -1, -2), g), b)
 
 
 matmul = primitive(np.matmul)
@@ -346,7 +347,7 @@ squeeze = primitive(np.squeeze)
 defvjp(squeeze, lambda g, ans, x, axis=None: reshape(g, _shape(x)))
 
 broadcast_to = primitive(np.broadcast_to)
-defvjp(broadcast_to, lambda g, ans, x, shape: unbroadcast(g, _shape(x)))
+defvjp(broadcast_to, lambda g, ans, x, shape: unbroadcast(g, x))
 
 moveaxis = primitive(np.moveaxis)
 defvjp(moveaxis, lambda g, ans, x, source, destination: moveaxis(g, destination, source))
@@ -537,24 +538,24 @@ _BINARY = {
 
 
 def _binary_methods(name: str, op) -> None:
-    setattr(Box, f"__{name}__", lambda self, other: op(self, other))
+    setattr(Box, f"__{name}__", op)  # a plain function: self becomes its first argument
     setattr(Box, f"__r{name}__", lambda self, other: op(other, self))
 
 
 for _name, _op in _BINARY.items():
     _binary_methods(_name, _op)
 
-Box.__neg__ = lambda self: negative(self)
+Box.__neg__ = negative
 Box.__pos__ = lambda self: self
 Box.__abs__ = lambda self: abs(self)
-Box.__eq__ = lambda self, other: equal(self, other)
-Box.__ne__ = lambda self, other: not_equal(self, other)
-Box.__lt__ = lambda self, other: less(self, other)
-Box.__le__ = lambda self, other: less_equal(self, other)
-Box.__gt__ = lambda self, other: greater(self, other)
-Box.__ge__ = lambda self, other: greater_equal(self, other)
+Box.__eq__ = equal
+Box.__ne__ = not_equal
+Box.__lt__ = less
+Box.__le__ = less_equal
+Box.__gt__ = greater
+Box.__ge__ = greater_equal
 Box.__hash__ = object.__hash__
-Box.__getitem__ = lambda self, index: getitem(self, index)
+Box.__getitem__ = getitem
 Box.__len__ = lambda self: len(self.value)
 Box.__bool__ = lambda self: bool(self.value)
 Box.shape = property(lambda self: _shape(self.value))
