@@ -1,0 +1,214 @@
+"""How much does photo preprocessing matter? Accuracy on MNIST digits vs photos of them.
+
+Builds N synthetic photos from MNIST test digits (`nets.images.synthetic_photo`: dark ink
+on light paper, a few hundred pixels, margins, uneven lighting, noise), turns each back into
+a 28x28 input with `to_mnist` (the MNIST-style pipeline) and with `naive_resize` (the whole
+photo shrunk, as the original notebook did), and prints the model's accuracy on the
+original digits and on both versions of the photos, with the gaps in percentage points.
+
+    python bench/photos.py --model model.npz            # a model saved by train.py
+    python bench/photos.py --quick-baseline             # trains a small NumPy MLP first
+
+A photo where `to_mnist` finds no digit counts as a mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nets.errors import ImageError, NetsError  # noqa: E402
+from nets.images import naive_resize, synthetic_photo, to_mnist  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist"
+
+Predictor = Callable[[np.ndarray], np.ndarray]  # (n, 784) float32 in [0, 1] -> (n, 10)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def numpy_mlp(params: list[dict], x: np.ndarray) -> np.ndarray:
+    """Logits of an MLP: ReLU hidden layers, linear output; w is (fan_in, fan_out)."""
+    for layer in params[:-1]:
+        x = np.maximum(x @ layer["w"] + layer["b"], 0.0)
+    return x @ params[-1]["w"] + params[-1]["b"]
+
+
+def load_predictor(path: str | os.PathLike[str]) -> Predictor:
+    """A model saved by train.py -> predict(x (n, 784) float32 in [0, 1]) -> probabilities.
+
+    The model is rebuilt from its metadata as train.py does (`nets.models`), falling back
+    to `nets.mlp.mlp`, then to a NumPy forward pass, where those modules are not there.
+    """
+    from nets.checkpoint import load_model
+
+    params, meta = load_model(path, expect_input_size=784)
+    try:
+        from nets.models import model_from_config
+
+        forward = model_from_config(meta.get("model", "mlp"), meta).apply
+    except ImportError:
+        try:
+            from nets.mlp import mlp as forward
+        except ImportError:
+            forward = numpy_mlp
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        logits = [np.asarray(forward(params, x[i : i + 500]), dtype=np.float64)
+                  for i in range(0, len(x), 500)]
+        return softmax(np.concatenate(logits))
+
+    return predict
+
+
+def quick_baseline(
+    images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, epochs: int = 4
+) -> tuple[Predictor, list[dict]]:
+    """Train a 784-128-10 ReLU MLP in plain NumPy (minibatch SGD with momentum)."""
+    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    y = labels.astype(int)
+    sizes = [784, 128, 10]
+    params = [
+        {"w": (rng.normal(size=(m, n)) * np.sqrt(2.0 / m)).astype(np.float32),
+         "b": np.zeros(n, np.float32)}
+        for m, n in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    velocity = [{k: np.zeros_like(v) for k, v in layer.items()} for layer in params]
+    lr, momentum, batch = 0.05, 0.9, 128
+    for _ in range(epochs):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), batch):
+            idx = order[start : start + batch]
+            xb, yb = x[idx], y[idx]
+            hidden = np.maximum(xb @ params[0]["w"] + params[0]["b"], 0.0)
+            g = softmax(hidden @ params[1]["w"] + params[1]["b"])
+            g[np.arange(len(idx)), yb] -= 1.0
+            g = (g / len(idx)).astype(np.float32)  # d(mean cross-entropy)/d(logits)
+            dh = (g @ params[1]["w"].T) * (hidden > 0)
+            grads = [{"w": xb.T @ dh, "b": dh.sum(0)}, {"w": hidden.T @ g, "b": g.sum(0)}]
+            for layer, vel, grad in zip(params, velocity, grads, strict=True):
+                for k in layer:
+                    vel[k] = momentum * vel[k] - lr * grad[k]
+                    layer[k] = layer[k] + vel[k]
+    return (lambda inputs: softmax(numpy_mlp(params, inputs))), params
+
+
+def load_mnist(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train_images, train_labels, test_images, test_labels) as uint8 arrays."""
+    try:
+        from nets.data import load_dataset
+    except ImportError:
+        def read(name: str, offset: int) -> np.ndarray:
+            with gzip.open(data_dir / name) as f:
+                return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+        return (read("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28),
+                read("train-labels-idx1-ubyte.gz", 8),
+                read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28),
+                read("t10k-labels-idx1-ubyte.gz", 8))
+    data = load_dataset("mnist", data_dir=data_dir, download=False, progress=False)
+    return data.train_images, data.train_labels, data.test_images, data.test_labels
+
+
+def accuracy(predict: Predictor, inputs: np.ndarray, labels: np.ndarray) -> float:
+    flat = inputs.reshape(len(inputs), -1).astype(np.float32)
+    return float(np.mean(predict(flat).argmax(axis=1) == labels))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a model file saved by train.py")
+    source.add_argument("--quick-baseline", action="store_true",
+                        help="train a small NumPy MLP (784-128-10, 4 epochs) and use it")
+    parser.add_argument("--count", type=int, default=1000, help="number of photos (1000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(os.environ.get("MNIST_DIR") or DEFAULT_DATA))
+    parser.add_argument("--save-examples", type=Path, metavar="DIR",
+                        help="write a few photos and both 28x28 versions as PNGs here")
+    args = parser.parse_args(argv)
+    if args.count < 1:
+        parser.error("--count must be at least 1")
+
+    rng = np.random.default_rng(args.seed)
+    try:
+        train_x, train_y, test_x, test_y = load_mnist(args.data_dir)
+        if args.quick_baseline:
+            start = time.perf_counter()
+            predict, _ = quick_baseline(train_x, train_y, rng)
+            print(f"model: quick NumPy baseline MLP 784-128-10, 4 epochs "
+                  f"({time.perf_counter() - start:.0f} s to train)")
+        else:
+            predict = load_predictor(args.model)
+            print(f"model: {args.model}")
+    except NetsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+    pick = rng.choice(len(test_x), size=min(args.count, len(test_x)), replace=False)
+    digits, labels = test_x[pick], test_y[pick].astype(int)
+    photos = [synthetic_photo(d, rng) for d in digits]
+
+    start = time.perf_counter()
+    clean, found = [], np.ones(len(photos), dtype=bool)
+    for i, photo in enumerate(photos):
+        try:
+            clean.append(to_mnist(photo))
+        except ImageError:
+            clean.append(np.zeros((28, 28), np.float32))
+            found[i] = False
+    t_clean = (time.perf_counter() - start) / len(photos)
+    start = time.perf_counter()
+    naive = [naive_resize(photo) for photo in photos]
+    t_naive = (time.perf_counter() - start) / len(photos)
+
+    sizes = np.array([p.shape for p in photos])
+    print(f"photos: {len(photos)} synthetic photos of MNIST test digits (seed {args.seed}), "
+          f"{sizes.min()}-{sizes.max()} px a side")
+    acc_digits = accuracy(predict, digits / 255.0, labels)
+    acc_clean = float(np.mean((predict(np.reshape(clean, (-1, 784))).argmax(1) == labels)
+                              & found))
+    acc_naive = accuracy(predict, np.array(naive), labels)
+    print(f"accuracy on the original MNIST digits   {acc_digits:7.2%}")
+    print(f"accuracy on the photos via to_mnist     {acc_clean:7.2%}"
+          f"   gap {100 * (acc_clean - acc_digits):+6.2f} pp   ({t_clean * 1e3:.1f} ms/photo)")
+    print(f"accuracy on the photos via naive_resize {acc_naive:7.2%}"
+          f"   gap {100 * (acc_naive - acc_digits):+6.2f} pp   ({t_naive * 1e3:.1f} ms/photo)")
+    print(f"photos where to_mnist found no digit: {int((~found).sum())}")
+
+    if args.save_examples:
+        save_examples(args.save_examples, photos[:8], clean[:8], naive[:8])
+    return 0
+
+
+def save_examples(directory: Path, photos, clean, naive) -> None:
+    """The photo as it is, and the two 28x28 versions (x8, nearest neighbour), as PNGs."""
+    from PIL import Image
+
+    from nets.images import save_input_image
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, (photo, c, n) in enumerate(zip(photos, clean, naive, strict=True)):
+        Image.fromarray(np.round(photo * 255).astype(np.uint8)).save(directory / f"{i}-photo.png")
+        save_input_image(c, directory / f"{i}-to_mnist.png")
+        save_input_image(n, directory / f"{i}-naive.png")
+    print(f"examples written to {directory}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
