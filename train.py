@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import sys
 import time
@@ -93,7 +94,10 @@ def _int_at_least(low: int):
 
 def _layers(text: str) -> list[int]:
     try:
-        sizes = [int(part) for part in text.replace("-", ",").split(",") if part.strip()]
+        # "-" separates only between digits (784-100-10), so a minus sign stays a sign and
+        # "784,-16,10" is refused below instead of read as 784,16,10.
+        parts = re.split(r",|(?<=\d)-(?=\d)", text)
+        sizes = [int(part) for part in parts if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"must be comma-separated integers like {DEFAULT_LAYERS}, got {text!r}") from None
@@ -411,14 +415,27 @@ def run_training(args: argparse.Namespace, console: Console) -> int:
     if state is None:
         params = model.init(np.random.default_rng(args.seed))
         state = init_state(params, config)
-    run = {"args": {k: getattr(args, k) for k in FIXED_BY_CHECKPOINT + ("epochs", "save")}}
+    # data_dir too, so that the printed "--resume CHECKPOINT" finds the same files; unlike
+    # the fixed settings it may be given again when the files have moved.
+    run = {"args": {k: getattr(args, k)
+                    for k in FIXED_BY_CHECKPOINT + ("epochs", "save", "data_dir")}}
+    for key in ("save", "data_dir"):  # absolute, so a resume from elsewhere finds them
+        if run["args"][key]:
+            run["args"][key] = os.path.abspath(run["args"][key])
     result = _train_loop(state, model, cost, data, config, args, console, ckpt_path, run)
     if result is None:
         return EXIT_INTERRUPTED
     state = result
-    test_loss, test_accuracy, _ = evaluate(model.apply, state.params, cost, test_x,
-                                           dataset.test_labels.astype(np.int64),
-                                           dataset.num_classes)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported just below instead
+        test_loss, test_accuracy, _ = evaluate(model.apply, state.params, cost, test_x,
+                                               dataset.test_labels.astype(np.int64),
+                                               dataset.num_classes)
+    if not np.isfinite(test_loss):
+        # Without validation data nothing looked at the final model's outputs; one that
+        # overflows is of no use (and its metadata would not even be valid JSON).
+        raise TrainingDiverged(
+            f"training diverged: the test loss is {test_loss} after epoch {state.epoch} "
+            f"({state.total_steps} steps); try a smaller learning rate (--lr)")
     meta = {**_model_meta(model, args, dataset), "history": state.history,
             "train_config": asdict(config), "val_size": args.val_size,
             "test_accuracy": test_accuracy, "test_loss": test_loss}

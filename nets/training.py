@@ -137,6 +137,9 @@ def _loss_and_logits(apply: Apply, cost: Cost) -> Callable:
     return value_and_grad(loss, has_aux=True)
 
 
+# Overflow is how divergence starts; the finiteness checks report it as one clear
+# TrainingDiverged instead of a screenful of NumPy warnings.
+@np.errstate(over="ignore", invalid="ignore")
 def train(
     state: TrainState,
     apply: Apply,
@@ -155,7 +158,7 @@ def train(
     `on_step` is called after every step, `on_epoch` after every epoch (once the epoch's
     history entry is written): a progress bar and per-epoch checkpoints hook in there.
     Raises TrainingDiverged, before touching the state, when the loss or the gradients
-    stop being finite.
+    stop being finite, or at an epoch's end the parameters or the validation loss.
     """
     config.check(len(data.train_x))
     optimizer: Optimizer = make_optimizer(config.optimizer, config.weight_decay)
@@ -210,6 +213,24 @@ def _check_finite(loss: Any, grads: Any, state: TrainState, lr: float) -> None:
     )
 
 
+def _check_epoch_end(state: TrainState, val_loss: float | None, lr: float) -> None:
+    """The epoch's last update can overflow the parameters, or make them so large that the
+    outputs overflow, with no later step to notice; the history and checkpoint (JSON) must
+    not record such an epoch either."""
+    from autodiff import tree_leaves
+
+    if not all(np.all(np.isfinite(p)) for p in tree_leaves(state.params)):
+        what = "parameters became NaN or inf"
+    elif val_loss is not None and not math.isfinite(val_loss):
+        what = f"validation loss became {val_loss}"
+    else:
+        return
+    raise TrainingDiverged(
+        f"training diverged: the {what} at epoch {state.epoch + 1}, step {state.step} "
+        f"(learning rate {lr:g}); try a smaller learning rate (--lr)"
+    )
+
+
 def _end_epoch(
     state: TrainState, rng: np.random.Generator, apply: Apply, cost: Cost,
     data: Split, config: TrainConfig, seconds: float,
@@ -229,6 +250,8 @@ def _end_epoch(
         val_loss, val_accuracy, _ = evaluate(apply, state.params, cost, data.val_x,
                                              data.val_labels, data.num_classes)
         entry.update(val_loss=val_loss, val_accuracy=val_accuracy)
+    _check_epoch_end(state, entry["val_loss"], entry["lr"])
+    if len(data.val_x):
         if val_loss < state.best_val_loss:
             best = (state.params, val_loss, state.epoch + 1, 0)
         else:

@@ -1,0 +1,313 @@
+"""The training loop of nets/training.py, called directly on small learnable fake data."""
+
+import math
+
+import numpy as np
+import pytest
+from idx_helpers import fake_mnist
+
+from autodiff import tree_leaves
+from nets.costs import COSTS
+from nets.data import prepare_images
+from nets.errors import ConfigError, TrainingDiverged
+from nets.models import make_mlp
+from nets.training import Split, TrainConfig, init_state, split, train
+from train import load_checkpoint, save_checkpoint
+
+SIZES = [784, 16, 10]
+HISTORY_KEYS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}
+
+
+@pytest.fixture(scope="module")
+def data() -> Split:
+    """150 training and 50 validation examples of the fake digits."""
+    arrays = fake_mnist(200, 10, np.random.default_rng(0))
+    x = prepare_images(arrays["train_images"])
+    return split(x, arrays["train_labels"].astype(np.int64), 50, 10, seed=0)
+
+
+def run(data, config, *, init_seed=0, state=None, sizes=SIZES, **hooks):
+    model = make_mlp(sizes)
+    if state is None:
+        state = init_state(model.init(np.random.default_rng(init_seed)), config)
+    return train(state, model.apply, COSTS["cross-entropy"], data, config, **hooks)
+
+
+def leaves(tree):
+    return [np.asarray(leaf) for leaf in tree_leaves(tree)]
+
+
+def same_tree(a, b) -> bool:
+    """Bit-for-bit equality of two pytrees: same leaves, dtypes, shapes and values."""
+    a, b = leaves(a), leaves(b)
+    return len(a) == len(b) and all(
+        x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def stop_after(steps: int):
+    """A should_stop callback that asks to stop after `steps` steps."""
+    calls = {"n": 0}
+
+    def should_stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= steps
+
+    return should_stop
+
+
+# ------------------------------------------------------------------------ learning
+
+
+def test_loss_decreases_and_history_has_one_entry_per_epoch(data):
+    config = TrainConfig(epochs=3, batch_size=32, lr=1e-2, optimizer="adam")
+    state = run(data, config)
+    history = state.history
+    assert len(history) == 3 and state.epoch == 3 and state.stop_reason == "completed"
+    assert [entry["epoch"] for entry in history] == [1, 2, 3]
+    for entry in history:
+        assert HISTORY_KEYS <= set(entry)
+        assert all(math.isfinite(entry[key]) for key in HISTORY_KEYS)
+        assert 0 <= entry["train_accuracy"] <= 1 and 0 <= entry["val_accuracy"] <= 1
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+
+
+def test_without_validation_data_val_entries_are_none(data):
+    no_val = Split(data.train_x, data.train_labels, data.val_x[:0], data.val_labels[:0], 10)
+    state = run(no_val, TrainConfig(epochs=1, batch_size=32, lr=1e-2))
+    assert state.history[0]["val_loss"] is None and state.history[0]["val_accuracy"] is None
+
+
+@pytest.mark.parametrize("batch_size, steps_per_epoch", [(0, 1), (32, 5), (150, 1)])
+def test_steps_per_epoch(data, batch_size, steps_per_epoch):
+    assert len(data.train_x) == 150
+    steps = []
+    config = TrainConfig(epochs=3, batch_size=batch_size, lr=1e-2)
+    state = run(data, config, on_step=lambda s: steps.append((s.epoch, s.step)))
+    expected = [(e, k) for e in range(3) for k in range(1, steps_per_epoch + 1)]
+    assert steps == expected
+    assert state.total_steps == 3 * steps_per_epoch
+
+
+def test_full_batch_sees_every_example_once_per_step(data):
+    seen = []
+    run(data, TrainConfig(epochs=2, batch_size=0, lr=1e-2), on_step=lambda s: seen.append(s.seen))
+    assert seen == [len(data.train_x)] * 2
+
+
+# ------------------------------------------------------------------ early stopping
+
+
+@pytest.fixture(scope="module")
+def misleading(data) -> Split:
+    """Validation labels shifted by one: the better the net learns, the worse val loss gets,
+    so validation loss is best early and then rises."""
+    return Split(data.train_x, data.train_labels, data.train_x[:50],
+                 (data.train_labels[:50] + 1) % 10, 10)
+
+
+def test_early_stopping_stops_and_restores_the_best_params(misleading):
+    snapshots = {}
+
+    def on_epoch(s):
+        snapshots[s.epoch] = [leaf.copy() for leaf in leaves(s.params)]
+
+    config = TrainConfig(epochs=20, batch_size=32, lr=1e-2, patience=2)
+    state = run(misleading, config, on_epoch=on_epoch)
+    val_losses = [entry["val_loss"] for entry in state.history]
+    best = int(np.argmin(val_losses)) + 1
+    assert state.stop_reason == "early stopping"
+    assert len(state.history) == best + 2 < 20
+    assert state.best_epoch == best
+    assert all(np.array_equal(a, b) for a, b in zip(leaves(state.params), snapshots[best]))
+    last = snapshots[len(state.history)]
+    assert not all(np.array_equal(a, b) for a, b in zip(leaves(state.params), last))
+
+
+def test_patience_zero_never_stops_and_keeps_the_last_params(misleading):
+    snapshots = {}
+    config = TrainConfig(epochs=4, batch_size=32, lr=1e-2, patience=0)
+    state = run(misleading, config,
+                on_epoch=lambda s: snapshots.update({s.epoch: leaves(s.params)}))
+    assert state.stop_reason == "completed" and len(state.history) == 4
+    assert np.argmin([entry["val_loss"] for entry in state.history]) < 3
+    assert all(np.array_equal(a, b) for a, b in zip(leaves(state.params), snapshots[4]))
+
+
+# -------------------------------------------------------------------- determinism
+
+
+def test_same_seed_gives_identical_params(data):
+    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2, seed=3)
+    assert same_tree(run(data, config, init_seed=3).params, run(data, config, init_seed=3).params)
+
+
+def test_different_seed_gives_different_params(data):
+    # Same initial parameters: only the shuffling seed differs.
+    a = run(data, TrainConfig(epochs=1, batch_size=32, lr=1e-2, seed=1)).params
+    b = run(data, TrainConfig(epochs=1, batch_size=32, lr=1e-2, seed=2)).params
+    assert not any(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b)))
+
+
+# ---------------------------------------------------------------------- resumption
+
+
+@pytest.mark.parametrize("optimizer, patience, stop_at", [
+    ("adam", 0, 8),        # step 3 of epoch 2 (5 steps per epoch)
+    ("momentum", 1, 1),    # after the very first step
+    ("adam", 2, 5),        # after the last step of an epoch, before its end-of-epoch work
+    ("sgd", 0, 13),        # inside the last epoch
+])
+@pytest.mark.parametrize("through_checkpoint", [False, True])
+def test_resuming_mid_epoch_is_bit_for_bit(data, tmp_path, optimizer, patience, stop_at,
+                                           through_checkpoint):
+    config = TrainConfig(epochs=3, batch_size=32, lr=1e-2, optimizer=optimizer,
+                         patience=patience, schedule="cosine", seed=5)
+    uninterrupted = run(data, config)
+
+    stopped = run(data, config, should_stop=stop_after(stop_at))
+    assert stopped.stop_reason == "interrupted"
+    assert stopped.epoch * 5 + stopped.step == stop_at
+    assert not same_tree(stopped.params, uninterrupted.params)
+    if through_checkpoint:
+        save_checkpoint(str(tmp_path / "c.npz"), stopped, {"args": {}})
+        stopped, _ = load_checkpoint(str(tmp_path / "c.npz"))
+    resumed = run(data, config, state=stopped)
+
+    assert resumed.stop_reason == "completed"
+    assert same_tree(resumed.params, uninterrupted.params)
+    assert same_tree(resumed.opt_state, uninterrupted.opt_state)
+    assert resumed.total_steps == uninterrupted.total_steps == 15
+    strip = [{k: v for k, v in e.items() if k != "seconds"} for e in resumed.history]
+    assert strip == [{k: v for k, v in e.items() if k != "seconds"}
+                     for e in uninterrupted.history]
+
+
+def test_resuming_twice_in_a_row_is_bit_for_bit(data, tmp_path):
+    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2)
+    uninterrupted = run(data, config)
+    state = None
+    for part in range(3):
+        state = run(data, config, state=state, should_stop=stop_after(3))
+        save_checkpoint(str(tmp_path / f"{part}.npz"), state, {"args": {}})
+        state, _ = load_checkpoint(str(tmp_path / f"{part}.npz"))
+    assert state.epoch * 5 + state.step == 9
+    assert same_tree(run(data, config, state=state).params, uninterrupted.params)
+
+
+# ---------------------------------------------------------------------- divergence
+
+
+def test_huge_learning_rate_raises_training_diverged(data):
+    completed = []
+    config = TrainConfig(epochs=3, batch_size=32, lr=1e10, optimizer="sgd")
+    with pytest.raises(TrainingDiverged) as info:
+        run(data, config, on_step=lambda s: completed.append(s))
+    last = completed[-1] if completed else None
+    epoch, step = (last.epoch + 1, last.step + 1) if last else (1, 1)
+    message = str(info.value)
+    assert f"epoch {epoch}, step {step}" in message
+    assert "smaller learning rate" in message and "--lr" in message
+    assert "nan" in message.lower() or "inf" in message.lower()
+    # The state handed to callbacks before the failure is still a finite one.
+    assert all(np.all(np.isfinite(leaf)) for leaf in leaves(last.params))
+
+
+def test_divergence_at_an_epoch_end_is_caught_before_it_is_recorded(data):
+    # Full batch: the only step of epoch 1 has a finite loss, but its update makes the
+    # outputs overflow; the validation loss at the end of the epoch is the first to notice.
+    recorded = []
+    config = TrainConfig(epochs=3, batch_size=0, lr=1e10, optimizer="sgd")
+    with pytest.raises(TrainingDiverged) as info:
+        run(data, config, on_epoch=lambda s: recorded.append(s.history[-1]))
+    assert all(math.isfinite(entry["val_loss"]) for entry in recorded)
+    assert f"epoch {len(recorded) + 1}, step 1" in str(info.value)
+    assert "smaller learning rate" in str(info.value)
+
+
+def test_divergence_of_the_last_update_without_validation_data(data):
+    # Huge output weights: the loss (~1e30) is still finite in float32, but the first
+    # layer's gradient is ~1e30 too and lr * gradient overflows in the only update.
+    no_val = Split(data.train_x, data.train_labels, data.val_x[:0], data.val_labels[:0], 10)
+    config = TrainConfig(epochs=1, batch_size=0, lr=1e10, optimizer="sgd")
+    params = make_mlp(SIZES).init(np.random.default_rng(0))
+    params[1]["w"] = params[1]["w"] * np.float32(1e30)
+    with pytest.raises(TrainingDiverged, match=r"parameters .*epoch 1, step 1"):
+        run(no_val, config, state=init_state(params, config))
+
+
+def test_divergence_prints_no_numpy_warnings(data, recwarn):
+    with pytest.raises(TrainingDiverged):
+        run(data, TrainConfig(epochs=3, batch_size=32, lr=1e10, optimizer="sgd"))
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+# ------------------------------------------------------------------ configuration
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"epochs": 0}, "epochs"),
+    ({"epochs": -3}, "epochs"),
+    ({"batch_size": -1}, "batch size"),
+    ({"batch_size": 151}, "larger than the 150"),
+    ({"lr": 0.0}, "learning rate"),
+    ({"lr": -1e-3}, "learning rate"),
+    ({"lr": float("nan")}, "learning rate"),
+    ({"lr": float("inf")}, "learning rate"),
+    ({"optimizer": "adagrad"}, "unknown optimizer"),
+    ({"schedule": "linear"}, "unknown schedule"),
+    ({"patience": -1}, "patience"),
+    ({"weight_decay": -0.1}, "weight decay"),
+])
+def test_config_check_rejects(settings, words, data):
+    config = TrainConfig(**settings)
+    with pytest.raises(ConfigError, match=words):
+        config.check(150)
+    with pytest.raises(ConfigError, match=words):  # train checks before the first step
+        run(data, config)
+
+
+@pytest.mark.parametrize("settings", [
+    {"batch_size": 0}, {"batch_size": 150}, {"epochs": 1}, {"optimizer": "nesterov"},
+    {"schedule": "step"}, {"lr": 1e-8},
+])
+def test_config_check_accepts(settings):
+    TrainConfig(**settings).check(150)
+
+
+# ---------------------------------------------------------------------------- split
+
+
+def test_split_sizes_disjoint_and_complete():
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+    labels = np.arange(20) % 10
+    parts = split(x, labels, 6, 10, seed=1)
+    assert parts.train_x.shape == (14, 2) and parts.val_x.shape == (6, 2)
+    assert len(parts.train_labels) == 14 and len(parts.val_labels) == 6
+    train_ids, val_ids = set(parts.train_x[:, 0]), set(parts.val_x[:, 0])
+    assert not train_ids & val_ids and train_ids | val_ids == set(x[:, 0])
+    # Labels stay with their images.
+    assert np.array_equal(parts.train_labels, (parts.train_x[:, 0] // 2).astype(int) % 10)
+    assert parts.num_classes == 10
+
+
+def test_split_is_deterministic_and_seeded():
+    x = np.arange(100, dtype=np.float32).reshape(100, 1)
+    labels = np.zeros(100, np.int64)
+    a, b = split(x, labels, 30, 10, seed=4), split(x, labels, 30, 10, seed=4)
+    assert np.array_equal(a.val_x, b.val_x) and np.array_equal(a.train_x, b.train_x)
+    assert not np.array_equal(a.val_x, split(x, labels, 30, 10, seed=5).val_x)
+    # Shuffled, not the first 30.
+    assert not np.array_equal(np.sort(a.val_x[:, 0]), np.arange(30))
+
+
+def test_split_with_no_validation():
+    x = np.ones((5, 3), np.float32)
+    parts = split(x, np.zeros(5, np.int64), 0, 10)
+    assert len(parts.train_x) == 5 and len(parts.val_x) == 0
+
+
+@pytest.mark.parametrize("val_size", [-1, 20, 21])
+def test_split_rejects_val_size_out_of_range(val_size):
+    with pytest.raises(ConfigError, match="validation size"):
+        split(np.ones((20, 2), np.float32), np.zeros(20, np.int64), val_size, 10)
