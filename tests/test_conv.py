@@ -1,0 +1,298 @@
+"""Convolution, pooling, dropout and the CNN: values against plain loops, gradients against
+central differences, dtypes, and the errors bad shapes get."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import arrays_in
+
+import autodiff.numpy as anp
+from autodiff import check_grads, grad
+from autodiff.core import Trace, backward
+from nets.cnn import cnn, cnn_config, cnn_layer_summary, init_cnn
+from nets.conv import avg_pool2d, conv2d, dropout, flatten, max_pool2d
+
+# ------------------------------------------------------------ loop references
+
+
+def conv_loops(x, w, stride, padding):
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    h_out = (h + 2 * padding - kh) // stride + 1
+    w_out = (wd + 2 * padding - kw) // stride + 1
+    out = np.zeros((n, o, h_out, w_out))
+    for b in range(n):
+        for k in range(o):
+            for i in range(h_out):
+                for j in range(w_out):
+                    patch = xp[b, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+                    out[b, k, i, j] = np.sum(patch * w[k])
+    return out
+
+
+def pool_loops(x, size, stride, reduce):
+    n, c, h, w = x.shape
+    h_out, w_out = (h - size) // stride + 1, (w - size) // stride + 1
+    out = np.zeros((n, c, h_out, w_out))
+    for i in range(h_out):
+        for j in range(w_out):
+            window = x[:, :, i * stride:i * stride + size, j * stride:j * stride + size]
+            out[:, :, i, j] = reduce(window, axis=(2, 3))
+    return out
+
+
+# ------------------------------------------------------------------ strategies
+
+
+@st.composite
+def conv_cases(draw):
+    """(x, w, stride, padding): batch 1-2, channels 1-3, sides 3-7, kernel 1-3."""
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(3, 7)), draw(st.integers(3, 7))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride, padding = draw(st.integers(1, 2)), draw(st.integers(0, 2))
+    x = draw(arrays_in((n, c, h, w), -2, 2))
+    kernels = draw(arrays_in((o, c, kh, kw), -2, 2))
+    return x, kernels, stride, padding
+
+
+@st.composite
+def pool_cases(draw):
+    """(x, size, stride) with distinct, well separated values: no tied maxima, so central
+    differences never straddle a switch of the maximum."""
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(3, 7)), draw(st.integers(3, 7))
+    size, stride = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**32 - 1))
+    values = np.linspace(-3, 3, n * c * h * w)
+    x = np.random.default_rng(seed).permutation(values).reshape(n, c, h, w)
+    return x, size, stride
+
+
+# --------------------------------------------------------------- convolution
+
+
+@given(conv_cases())
+def test_conv2d_matches_loops_and_central_differences(case):
+    x, w, stride, padding = case
+    out = conv2d(x, w, stride=stride, padding=padding)
+    np.testing.assert_allclose(out, conv_loops(x, w, stride, padding), rtol=1e-10, atol=1e-12)
+    check_grads(lambda x, w: conv2d(x, w, stride=stride, padding=padding), (x, w))
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 1), (2, 0), (2, 2)])
+def test_conv2d_second_order(stride, padding):
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 3, 2))
+    check_grads(lambda x, w: conv2d(x, w, stride=stride, padding=padding), (x, w), order=2)
+
+
+def test_conv2d_third_order_of_a_scalar():
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((1, 1, 4, 4)), rng.standard_normal((2, 1, 2, 2))
+    check_grads(lambda x, w: anp.sum(conv2d(x, w, padding=1) ** 2), (x, w), order=3)
+
+
+# ------------------------------------------------------------------- pooling
+
+
+@given(pool_cases())
+def test_max_pool2d_matches_loops_and_central_differences(case):
+    x, size, stride = case
+    if size > min(x.shape[2:]):
+        with pytest.raises(ValueError, match="larger than the image"):
+            max_pool2d(x, size, stride)
+        return
+    np.testing.assert_array_equal(max_pool2d(x, size, stride), pool_loops(x, size, stride, np.max))
+    check_grads(lambda x: max_pool2d(x, size, stride), (x,))
+
+
+@given(pool_cases())
+def test_avg_pool2d_matches_loops_and_central_differences(case):
+    x, size, stride = case
+    if size > min(x.shape[2:]):
+        return
+    np.testing.assert_allclose(avg_pool2d(x, size, stride), pool_loops(x, size, stride, np.mean),
+                               rtol=1e-12, atol=1e-12)
+    check_grads(lambda x: avg_pool2d(x, size, stride), (x,))
+
+
+@pytest.mark.parametrize("size,stride", [(2, 2), (3, 1), (2, 3)])
+def test_pooling_second_order(size, stride):
+    x = np.random.default_rng(2).permutation(np.linspace(-2, 2, 2 * 2 * 6 * 5)).reshape(2, 2, 6, 5)
+    check_grads(lambda x: max_pool2d(x, size, stride) ** 2, (x,), order=2)
+    check_grads(lambda x: avg_pool2d(x, size, stride) ** 2, (x,), order=2)
+
+
+def test_max_pool2d_ties_share_the_cotangent():
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 0, 0] = 1.0  # one window with a single maximum, three windows of 4 tied zeros
+    g = grad(lambda x: anp.sum(max_pool2d(x)))(x)
+    expected = np.full((4, 4), 0.25)
+    expected[:2, :2] = [[1.0, 0.0], [0.0, 0.0]]
+    np.testing.assert_array_equal(g[0, 0], expected)
+    # Overlapping windows: each window's shares still sum to its cotangent.
+    g = grad(lambda x: anp.sum(max_pool2d(x, 3, 1)))(np.zeros((1, 1, 4, 4)))
+    assert g.sum() == pytest.approx(4.0)
+
+
+def test_pooling_drops_rows_and_columns_no_window_covers():
+    x = np.arange(2 * 5 * 7, dtype=np.float64).reshape(1, 2, 5, 7)
+    assert max_pool2d(x).shape == (1, 2, 2, 3)
+    g = grad(lambda x: anp.sum(max_pool2d(x)))(x)
+    assert g[..., 4, :].sum() == 0 and g[..., :, 6].sum() == 0
+    assert g.sum() == 12
+
+
+# ------------------------------------------------------------------- dtypes
+
+
+def raw_cotangents(fun, *args):
+    """The cotangents exactly as the rules produced them, before grad casts to the
+    arguments' dtypes: a silent upcast inside a rule would show here."""
+    trace = Trace()
+    boxes = [trace.new_input(a) for a in args]
+    out = fun(*boxes)
+    seed = np.ones(out.value.shape, dtype=out.value.dtype)
+    return backward(trace, [(out.index, seed)], [b.index for b in boxes])
+
+
+def test_float32_stays_float32_in_both_passes():
+    rng = np.random.default_rng(3)
+    x = rng.random((2, 3, 8, 8), dtype=np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    assert conv2d(x, w, padding=1).dtype == np.float32
+    assert max_pool2d(x).dtype == np.float32 and avg_pool2d(x, 3, 1).dtype == np.float32
+    layers = {
+        "conv2d": lambda x, w: conv2d(x, w, stride=2, padding=1),
+        "max_pool2d": lambda x, w: max_pool2d(conv2d(x, w, padding=1)),
+        "avg_pool2d": lambda x, w: avg_pool2d(conv2d(x, w), 3, 1),
+    }
+    for name, fun in layers.items():
+        for cotangent in raw_cotangents(fun, x, w):
+            assert cotangent.dtype == np.float32, name
+    params = init_cnn(rng, input_shape=(1, 8, 8), channels=(2, 3), hidden=5, num_classes=4)
+    logits = cnn(params, x[:, :1])
+    assert logits.dtype == np.float32
+    grads = grad(lambda p: anp.sum(cnn(p, x[:, :1])))(params)
+    assert all(leaf.dtype == np.float32 for group in grads.values() for layer in group
+               for leaf in layer.values())
+
+
+# ------------------------------------------------------ flatten and dropout
+
+
+def test_flatten():
+    x = np.arange(24.0).reshape(2, 3, 2, 2)
+    np.testing.assert_array_equal(flatten(x), x.reshape(2, 12))
+    check_grads(flatten, (x,), order=2)
+
+
+def test_dropout_is_the_identity_when_not_training():
+    x = np.ones((3, 4), dtype=np.float32)
+    assert dropout(x, 0.5, np.random.default_rng(0), train=False) is x
+    assert dropout(x, 0.5, None, train=False) is x
+    assert dropout(x, 0.0, None, train=True) is x
+
+
+def test_dropout_drops_about_rate_and_keeps_the_expectation():
+    x = np.ones((200, 500), dtype=np.float32)
+    rate = 0.3
+    out = dropout(x, rate, np.random.default_rng(0), train=True)
+    assert out.dtype == np.float32
+    assert np.mean(out == 0) == pytest.approx(rate, abs=0.01)
+    np.testing.assert_allclose(out[out != 0], 1 / (1 - rate), rtol=1e-6)
+    assert out.mean() == pytest.approx(1.0, abs=0.02)
+
+
+def test_dropout_mask_depends_on_the_generator_alone():
+    x = np.random.default_rng(1).standard_normal((4, 6))
+    a = dropout(x, 0.5, np.random.default_rng(7), train=True)
+    b = dropout(x, 0.5, np.random.default_rng(7), train=True)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, dropout(x, 0.5, np.random.default_rng(8), train=True))
+    # With the mask fixed, the gradient is the mask, scaled.
+    check_grads(lambda x: dropout(x, 0.5, np.random.default_rng(7), train=True), (x,), order=2)
+
+
+# ------------------------------------------------------------------------ CNN
+
+
+def test_cnn_shapes_and_flat_inputs():
+    rng = np.random.default_rng(4)
+    params = init_cnn(rng)
+    assert [layer["w"].shape for layer in params["conv"]] == [(32, 1, 3, 3), (64, 32, 3, 3)]
+    assert [layer["w"].shape for layer in params["dense"]] == [(3136, 128), (128, 10)]
+    x = rng.random((3, 784), dtype=np.float32)
+    logits = cnn(params, x)
+    assert logits.shape == (3, 10) and logits.dtype == np.float32
+    np.testing.assert_array_equal(logits, cnn(params, x.reshape(3, 1, 28, 28)))
+
+
+def test_cnn_end_to_end_gradients():
+    rng = np.random.default_rng(5)
+    params = init_cnn(rng, input_shape=(1, 8, 8), num_classes=3, channels=(2, 3), hidden=4,
+                      dtype=np.float64)
+    for group in params.values():  # nonzero biases, so their gradients are exercised
+        for layer in group:
+            layer["b"] = rng.standard_normal(layer["b"].shape)
+    x = rng.random((2, 1, 8, 8))
+    check_grads(lambda p, x: cnn(p, x), (params, x), order=2)
+    check_grads(lambda p: cnn(p, x, train=True, rng=np.random.default_rng(0), dropout=0.5),
+                (params,))
+
+
+def test_cnn_config_round_trips_through_init():
+    rng = np.random.default_rng(6)
+    for kwargs in [{}, {"input_shape": (3, 16, 16), "channels": (4, 5, 6), "hidden": 7,
+                        "num_classes": 2, "kernel_size": 5}]:
+        params = init_cnn(rng, **kwargs)
+        config = cnn_config(params)
+        rebuilt = init_cnn(rng, **config)
+        shapes = [[{k: v.shape for k, v in layer.items()} for layer in params[g]]
+                  for g in ("conv", "dense")]
+        assert shapes == [[{k: v.shape for k, v in layer.items()} for layer in rebuilt[g]]
+                          for g in ("conv", "dense")]
+        assert cnn_config(rebuilt) == config
+        json.dumps(config)
+    assert cnn_config(init_cnn(rng)) == {"input_shape": [1, 28, 28], "num_classes": 10,
+                                         "channels": [32, 64], "hidden": 128, "kernel_size": 3}
+
+
+def test_cnn_layer_summary():
+    summary = cnn_layer_summary(init_cnn(np.random.default_rng(7)))
+    json.dumps(summary)
+    assert [layer["layer"] for layer in summary] == [
+        "conv2d", "relu", "max_pool2d", "conv2d", "relu", "max_pool2d", "flatten",
+        "dense", "relu", "dropout", "dense"]
+    assert summary[2]["output_shape"] == [32, 14, 14]
+    assert summary[6]["output_shape"] == [3136]
+    assert sum(layer["params"] for layer in summary) == 320 + 18496 + 401536 + 1290
+
+
+# -------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: conv2d(np.ones((1, 5, 5)), np.ones((2, 1, 3, 3))), r"\(batch, channels"),
+    (lambda: conv2d(np.ones((1, 1, 5, 5)), np.ones((2, 3, 3))), "kernels of shape"),
+    (lambda: conv2d(np.ones((1, 2, 5, 5)), np.ones((2, 3, 3, 3))), "2 channels .* expect 3"),
+    (lambda: conv2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 3, 3))), "larger than the padded"),
+    (lambda: conv2d(np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), stride=0), "stride"),
+    (lambda: conv2d(np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), padding=-1), "padding"),
+    (lambda: conv2d(np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), padding=1.5), "padding"),
+    (lambda: max_pool2d(np.ones((1, 1, 2, 2)), 3), "larger than the image"),
+    (lambda: max_pool2d(np.ones((4, 4)), 2), r"\(batch, channels"),
+    (lambda: avg_pool2d(np.ones((1, 1, 4, 4)), 2, 0), "stride"),
+    (lambda: dropout(np.ones(3), 1.0, np.random.default_rng(0), True), "rate"),
+    (lambda: dropout(np.ones(3), 0.5, None, True), "rng"),
+    (lambda: cnn(init_cnn(np.random.default_rng(0)), np.ones((2, 700))), "flat rows"),
+    (lambda: cnn(init_cnn(np.random.default_rng(0)), np.ones((2, 1, 20, 20))), "not the size"),
+])
+def test_bad_shapes_and_settings_raise_value_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
