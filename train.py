@@ -34,7 +34,7 @@ from nets.data import NORMALISATION, Dataset, load_dataset, prepare_images
 from nets.errors import CheckpointError, ConfigError, NetsError, TrainingDiverged
 from nets.metrics import confusion_matrix, precision_recall
 from nets.mlp import INITS
-from nets.models import MODEL_KINDS, Model, make_cnn, make_mlp, model_from_config
+from nets.models import MODEL_KINDS, Model, check_params, make_cnn, make_mlp, model_from_config
 from nets.optimizers import OPTIMIZERS, SCHEDULES
 from nets.training import Split, TrainConfig, TrainState, evaluate, init_state, split, train
 
@@ -520,10 +520,11 @@ def load_model_file(path: str) -> tuple[Model, Any, dict]:
     tree_params, meta = checkpoint.load_model(path)
     try:
         model = model_from_config(meta.get("model", "mlp"), meta)
+        check_params(model, tree_params)
         cost = meta["cost"]
         if cost not in COSTS:
             raise ConfigError(f"it was trained with an unknown cost {cost!r}")
-    except (KeyError, TypeError, ConfigError) as error:
+    except (KeyError, TypeError, ValueError, ConfigError) as error:
         raise CheckpointError(f"{path}: the metadata does not describe a model this program "
                               f"can rebuild ({error})") from None
     return model, tree_params, meta

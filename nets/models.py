@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from autodiff import tree_flatten
 from nets.activations import ACTIVATIONS
 from nets.errors import ConfigError
 from nets.mlp import check_sizes, init_mlp, mlp
@@ -59,21 +60,23 @@ def make_mlp(
     return Model("mlp", config, apply, init_params)
 
 
-def make_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
-             **settings: Any) -> Model:
+def make_cnn(
+    input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
+    channels: tuple[int, ...] = (32, 64), hidden: int = 128, kernel_size: int = 3,
+) -> Model:
     """The convolutional network of nets.cnn for images of `input_shape` (C, H, W)."""
     from nets.cnn import cnn, init_cnn
 
-    settings = {k: v for k, v in settings.items() if k not in ("input_size", "num_classes",
-                                                               "input_shape")}
-    config = {**settings, "input_shape": [int(n) for n in input_shape],
-              "input_size": int(np.prod(input_shape)), "num_classes": int(num_classes)}
+    settings = {"input_shape": [int(n) for n in input_shape], "num_classes": int(num_classes),
+                "channels": [int(c) for c in channels], "hidden": int(hidden),
+                "kernel_size": int(kernel_size)}
+    config = {**settings, "input_size": int(np.prod(input_shape))}
 
     def apply(params: Any, x: Any) -> Any:
         return cnn(params, x)
 
     def init_params(rng: np.random.Generator) -> Any:
-        return init_cnn(rng, input_shape=tuple(input_shape), num_classes=num_classes, **settings)
+        return init_cnn(rng, **{**settings, "input_shape": tuple(settings["input_shape"])})
 
     return Model("cnn", config, apply, init_params)
 
@@ -84,5 +87,23 @@ def model_from_config(kind: str, config: dict) -> Model:
         return make_mlp(config["layer_sizes"], config.get("activation", "relu"),
                         config.get("init", "he"), config.get("init_scale", 0.01))
     if kind == "cnn":
-        return make_cnn(**config)
+        return make_cnn(config["input_shape"], config["num_classes"], config["channels"],
+                        config["hidden"], config["kernel_size"])
     raise ConfigError(f"unknown model kind {kind!r}; this program knows {', '.join(MODEL_KINDS)}")
+
+
+def check_params(model: Model, params: Any) -> None:
+    """Raise ConfigError unless `params` has exactly the structure, shapes and float dtypes
+    that `model` builds."""
+    expected_leaves, expected_def = tree_flatten(model.init(np.random.default_rng(0)))
+    leaves, treedef = tree_flatten(params)
+    if treedef != expected_def:
+        raise ConfigError(f"the parameters are laid out as {treedef!r}, but a {model.kind} "
+                          f"with these settings has {expected_def!r}")
+    for position, (leaf, want) in enumerate(zip(leaves, expected_leaves)):
+        if not isinstance(leaf, np.ndarray) or leaf.shape != want.shape or leaf.dtype.kind != "f":
+            shape = getattr(leaf, "shape", type(leaf).__name__)
+            raise ConfigError(f"parameter {position} has shape {shape}, but a {model.kind} with "
+                              f"these settings needs a float array of shape {want.shape}")
+        if not np.all(np.isfinite(leaf)):
+            raise ConfigError(f"parameter {position} contains NaN or infinite values")

@@ -1,0 +1,81 @@
+"""The README's results table: each run is `python train.py ...` in a fresh process, timed
+from start to exit (data loading included), read back from its --report.
+
+    python bench/results.py --data-dir DIR [--seeds 0 1 2] [--only default mse seed seed-he]
+
+Prints a Markdown table: test accuracy (mean and spread over the seeds) and wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RUNS = {
+    "default": ("`python train.py`", [], True),
+    "mse": ("`python train.py --cost mse`", ["--cost", "mse"], True),
+    "cnn": ("`python train.py --model cnn`", ["--model", "cnn"], True),
+    "seed": ("`python train.py --recipe seed`", ["--recipe", "seed"], False),
+    "seed-he": ("`python train.py --recipe seed --init he`", ["--recipe", "seed", "--init", "he"],
+                False),
+}
+
+
+def run_once(flags: list[str], seed: int, data_dir: str | None, workdir: Path) -> dict:
+    report = workdir / f"report-{seed}-{len(list(workdir.iterdir()))}.json"
+    command = [sys.executable, str(ROOT / "train.py"), *flags, "--seed", str(seed), "--quiet",
+               "--save", str(workdir / "model.npz"), "--report", str(report)]
+    if data_dir:
+        command += ["--data-dir", data_dir]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    result = json.loads(report.read_text())
+    result["wall_seconds"] = seconds
+    return result
+
+
+def describe(results: list[dict]) -> tuple[str, str, str]:
+    accuracy = np.array([100 * r["test_accuracy"] for r in results])
+    seconds = np.array([r["wall_seconds"] for r in results])
+    last = results[0]["epochs"][-1]
+    if len(results) > 1:
+        acc = f"{accuracy.mean():.2f}% ± {accuracy.std(ddof=1):.2f} " \
+              f"({', '.join(f'{a:.2f}' for a in accuracy)})"
+        wall = f"{np.median(seconds):.1f} s (median of {len(seconds)})"
+    else:
+        acc, wall = f"{accuracy[0]:.2f}%", f"{seconds[0]:.1f} s"
+    return acc, wall, f"{last['train_loss']:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", choices=tuple(RUNS), default=list(RUNS))
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.only:
+            label, flags, several = RUNS[name]
+            seeds = args.seeds if several else args.seeds[:1]
+            results = [run_once(flags, seed, args.data_dir, Path(tmp)) for seed in seeds]
+            rows.append((label, *describe(results)))
+            print(f"{label}: {rows[-1][1:]}", file=sys.stderr, flush=True)
+    print("| command | test accuracy | wall time | final train loss |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
