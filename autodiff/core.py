@@ -182,7 +182,7 @@ def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[in
                 rule = rules[argnum] if argnum < len(rules) else None
                 if rule is None:
                     continue  # not differentiable in this argument: a constant
-                cotangent = rule(g, ans, *args, **params)
+                cotangent = rule(g, ans, *args, **params) if params else rule(g, ans, *args)
             try:
                 same_shape = cotangent.shape == args[argnum].shape
             except AttributeError:  # a Python scalar

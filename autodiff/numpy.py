@@ -254,7 +254,10 @@ def std(x, axis=None, keepdims=False, ddof=0):
 
 
 def _matmul_rule_a(g, ans, a, b):
-    if _ndim(a) == 1 and _ndim(b) == 1:
+    a_ndim, b_ndim = _ndim(a), _ndim(b)
+    if a_ndim == 2 and b_ndim == 2:  # the common case first: no broadcasting possible
+        return matmul(g, transpose(b))
+    if a_ndim == 1 and b_ndim == 1:
         return g * b
     if _ndim(b) == 1:  # (..., m, k) @ (k,) -> (..., m)
         return unbroadcast(expand_dims(g, -1) * b, a)
@@ -264,7 +267,10 @@ def _matmul_rule_a(g, ans, a, b):
 
 
 def _matmul_rule_b(g, ans, a, b):
-    if _ndim(a) == 1 and _ndim(b) == 1:
+    a_ndim, b_ndim = _ndim(a), _ndim(b)
+    if a_ndim == 2 and b_ndim == 2:
+        return matmul(transpose(a), g)
+    if a_ndim == 1 and b_ndim == 1:
         return g * a
     if _ndim(b) == 1:
         return unbroadcast(matmul(swapaxes(a, -1, -2), expand_dims(g, -1))[..., 0], b)
@@ -346,7 +352,17 @@ defvjp(expand_dims, lambda g, ans, x, axis: reshape(g, _shape(x)))
 squeeze = primitive(np.squeeze)
 defvjp(squeeze, lambda g, ans, x, axis=None: reshape(g, _shape(x)))
 
-broadcast_to = primitive(np.broadcast_to)
+def _broadcast_to(x, shape):
+    # A writable copy, made faster than np.broadcast_to makes its read-only view.
+    if np.shape(x) == tuple(shape):
+        return x
+    out = np.empty(shape, dtype=_dtype(x))
+    out[...] = x
+    return out
+
+
+broadcast_to = primitive(_broadcast_to)
+broadcast_to.__name__ = "broadcast_to"
 defvjp(broadcast_to, lambda g, ans, x, shape: unbroadcast(g, x))
 
 moveaxis = primitive(np.moveaxis)

@@ -33,7 +33,8 @@ def _match_leaf(cotangent: Any, leaf: Any) -> Any:
     if cotangent is None:
         return _zeros_like(leaf)
     dtype = _leaf_dtype(leaf)
-    if _leaf_dtype(cotangent) != dtype and np.issubdtype(dtype, np.inexact):
+    found = _leaf_dtype(cotangent)
+    if found is not dtype and found != dtype and np.issubdtype(dtype, np.inexact):
         return anp.astype(cotangent, dtype)
     return cotangent
 
@@ -108,7 +109,7 @@ def _scalar_seed(out: Any, trace: Trace, name: str) -> list:
         )
     if type(out) is not Box or out.trace is not trace:
         return []  # the output does not depend on the arguments
-    return [(out.index, np.ones((), dtype=_leaf_dtype(value)))]
+    return [(out.index, np.array(1, dtype=_leaf_dtype(value)))]
 
 
 def value_and_grad(
