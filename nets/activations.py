@@ -12,8 +12,8 @@ import autodiff.numpy as anp
 
 
 def relu(x: Any) -> Any:
-    """max(x, 0); its gradient is 1 where x > 0 and 0 elsewhere (0 at the kink)."""
-    return anp.where(x > 0, x, 0)
+    """max(x, 0); its gradient is 1 where x > 0, 0 where x < 0 and 1/2 at exactly 0."""
+    return anp.maximum(x, 0)
 
 
 def sigmoid(x: Any) -> Any:
