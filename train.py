@@ -586,6 +586,8 @@ def run_prediction(args: argparse.Namespace, console: Console) -> int:
         raise CheckpointError(f"{args.load} was not trained on 28x28 digit images scaled "
                               f"{NORMALISATION}; --predict needs such a model")
     names = list(meta.get("class_names") or [str(i) for i in range(model.num_classes)])
+    if args.show_input:
+        _ensure_parent(str(Path(args.show_input) / "input.png"))
     failures = 0
     for path in args.predict:
         try:
@@ -601,7 +603,12 @@ def run_prediction(args: argparse.Namespace, console: Console) -> int:
         console.result(f"{path}: {names[top[0]]}   (top 3: {ranked})")
         if args.show_input:
             out = Path(args.show_input) / (Path(path).stem + ".input.png")
-            save_input_image(digit, out)
+            try:
+                save_input_image(digit, out)
+            except ImageError as error:
+                failures += 1
+                print(f"{path}: error: {error}", file=sys.stderr, flush=True)
+                continue
             console.info(f"  the network saw {out}")
     return 1 if failures else 0
 
@@ -627,6 +634,14 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
 
 def run(args: argparse.Namespace) -> int:
     console = Console(args.quiet)
+    if args.plots:
+        from nets.plots import require_matplotlib
+
+        require_matplotlib()
+    if args.predict:
+        from nets.images import require_pillow
+
+        require_pillow()
     if args.import_notebook:
         return run_import(args, console)
     if args.predict:

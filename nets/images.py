@@ -58,7 +58,8 @@ PathLike = str | os.PathLike[str]
 # Files
 
 
-def _pillow():
+def require_pillow():
+    """Pillow's Image and ImageOps modules, or ImageError saying how to install Pillow."""
     try:
         from PIL import Image, ImageOps
     except ImportError:
@@ -73,7 +74,7 @@ def load_image(path: PathLike) -> np.ndarray:
     composited onto white paper; 16-bit and 32-bit grayscale are scaled by their range.
     Raises ImageError naming the file when it is missing, not an image, truncated or empty.
     """
-    Image, ImageOps = _pillow()
+    Image, ImageOps = require_pillow()
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path} is a directory; give the path of an image file")
@@ -133,7 +134,7 @@ def save_input_image(array28: np.ndarray, path: PathLike, scale: int = 8) -> Pat
     the picture is visible and no smoothing hides what the network got; `scale=1` writes
     the 28x28 as it is.
     """
-    Image, _ = _pillow()
+    Image, _ = require_pillow()
     arr = np.asarray(array28, dtype=np.float64)
     if arr.size != SIZE * SIZE or arr.ndim not in (1, 2):
         raise ImageError(f"expected a 28x28 (or 784) input image, got shape {arr.shape}")

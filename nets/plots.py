@@ -24,6 +24,14 @@ DPI = 120
 PathLike = str | os.PathLike[str]
 
 
+def require_matplotlib() -> None:
+    """Raise the one-line NetsError now, rather than after a long run, if plots cannot be made."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise NetsError(MATPLOTLIB_HINT) from None
+
+
 def _figure(width: float, height: float):
     """A new matplotlib Figure on the Agg canvas; NetsError when matplotlib is missing."""
     try:

@@ -1,0 +1,147 @@
+"""Using models through train.py: --predict on photos, --plots, --import-notebook."""
+
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from idx_helpers import write_fake_mnist
+from PIL import Image
+
+import train
+from nets.checkpoint import load_model
+from nets.data import load_dataset
+from nets.images import synthetic_photo
+
+NOTEBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed-notebook" \
+    / "params_100_64_28.pkl"
+NOTEBOOK_SHA256 = "bad00acd2ff520739895461cfb5ddfda7a7903ab4f01289a7d9f42a2876d02e3"
+
+
+def cli(capsys, *argv):
+    capsys.readouterr()
+    try:
+        code = train.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    return (code, *capsys.readouterr())
+
+
+@pytest.fixture(scope="module")
+def fake_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("fake")
+    write_fake_mnist(directory, 300, 60, np.random.default_rng(3))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, fake_dir) -> Path:
+    path = tmp_path_factory.mktemp("model") / "m.npz"
+    assert train.main(["--data-dir", str(fake_dir), "--layers", "784,16,10", "--epochs", "2",
+                       "--val-size", "50", "--save", str(path), "--quiet"]) == 0
+    return path
+
+
+def write_photo(path: Path, digit: np.ndarray, seed: int) -> Path:
+    photo = synthetic_photo(digit, np.random.default_rng(seed))
+    Image.fromarray(np.round(photo * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_predict_prints_digit_and_top3_and_keeps_going_after_a_bad_file(
+        capsys, tmp_path, fake_dir, model):
+    digits = load_dataset("mnist", fake_dir).test_images
+    good = [write_photo(tmp_path / f"d{i}.png", digits[i], i) for i in range(2)]
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((60, 40), 230, np.uint8)).save(blank)
+    seen = tmp_path / "seen"
+    code, out, err = cli(capsys, "--load", model, "--predict", good[0], bad, blank, good[1],
+                         "--show-input", seen)
+    assert code == 1  # some files failed
+    lines = [line for line in out.splitlines() if "top 3" in line]
+    assert [line.split(":")[0] for line in lines] == [str(good[0]), str(good[1])]
+    for line in lines:
+        shares = [float(p) for p in re.findall(r"(\d+(?:\.\d+)?)%", line)]
+        assert len(shares) == 3 and shares == sorted(shares, reverse=True) and sum(shares) <= 100.1
+    assert str(bad) in err and str(blank) in err and "no digit" in err.lower()
+    assert err.count("error") == 2 and "Traceback" not in err
+    saved = sorted(p.name for p in seen.iterdir())
+    assert saved == ["d0.input.png", "d1.input.png"]
+
+
+def test_predict_on_good_files_only_exits_zero(capsys, tmp_path, fake_dir, model):
+    digit = load_dataset("mnist", fake_dir).test_images[0]
+    code, out, _ = cli(capsys, "--load", model, "--predict", write_photo(tmp_path / "a.jpg",
+                                                                          digit, 0))
+    assert code == 0 and "top 3" in out
+
+
+def test_evaluate_with_plots_writes_three_pngs(capsys, tmp_path, fake_dir, model):
+    plots = tmp_path / "plots"
+    code, out, _ = cli(capsys, "--load", model, "--evaluate", "--data-dir", fake_dir,
+                       "--plots", plots)
+    assert code == 0
+    names = sorted(p.name for p in plots.iterdir())
+    assert names == ["confident_mistakes.png", "confusion_matrix.png", "learning_curves.png"]
+    for name in names:
+        with Image.open(plots / name) as image:
+            assert image.width > 300 and image.height > 200
+
+
+def test_training_with_plots_writes_the_learning_curves(capsys, tmp_path, fake_dir):
+    plots = tmp_path / "p"
+    code, _, _ = cli(capsys, "--data-dir", fake_dir, "--layers", "784,8,10", "--epochs", "2",
+                     "--val-size", "50", "--save", tmp_path / "m.npz", "--quiet",
+                     "--plots", plots)
+    assert code == 0 and (plots / "learning_curves.png").stat().st_size > 1000
+
+
+def test_plots_without_matplotlib_fail_before_training(capsys, tmp_path, fake_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = cli(capsys, "--data-dir", fake_dir, "--layers", "784,8,10", "--epochs", "1",
+                       "--val-size", "50", "--save", tmp_path / "m.npz", "--plots", tmp_path)
+    assert code == 1 and "pip install '.[plot]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_predict_without_pillow_says_which_extra(capsys, tmp_path, model, monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    code, _, err = cli(capsys, "--load", model, "--predict", tmp_path / "x.png")
+    assert code == 1 and "pip install '.[image]'" in err
+
+
+@pytest.fixture(scope="module")
+def notebook() -> Path:
+    if not NOTEBOOK.exists():
+        pytest.skip(f"the original notebook's parameters are not at {NOTEBOOK}")
+    assert hashlib.sha256(NOTEBOOK.read_bytes()).hexdigest() == NOTEBOOK_SHA256
+    return NOTEBOOK
+
+
+def test_import_notebook_reproduces_its_accuracy(capsys, tmp_path, notebook, mnist_dir):
+    saved = tmp_path / "notebook.npz"
+    code, out, _ = cli(capsys, "--import-notebook", notebook, "--save", saved, "--evaluate",
+                       "--data-dir", mnist_dir)
+    assert code == 0
+    params, meta = load_model(saved)
+    assert meta["layer_sizes"] == [784, 100, 64, 28, 10] and meta["cost"] == "mse"
+    assert "test accuracy 96.39%" in out  # the notebook's own figure on this test set
+    assert "9639/10000" in out
+
+
+def test_import_refuses_a_pickle_that_calls_another_global(capsys, tmp_path):
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(
+        b"\x80\x04\x95" + (0).to_bytes(8, "little")
+        + b"\x8c\x02os\x94\x8c\x06system\x94\x93\x94"
+        + b"\x8c" + bytes([len(f"touch {marker}")]) + f"touch {marker}".encode()
+        + b"\x94\x85\x94R\x94."
+    )
+    code, _, err = cli(capsys, "--import-notebook", evil, "--save", tmp_path / "m.npz")
+    assert code == 1 and "refused" in err.lower() and "os" in err
+    assert not marker.exists() and not (tmp_path / "m.npz").exists()
