@@ -51,7 +51,7 @@ SEED_RECIPE = {
 }
 DEFAULTS = {
     "dataset": "mnist", "model": "mlp", "layers": DEFAULT_LAYERS, "activation": "relu",
-    "cost": "cross-entropy", "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": 8,
+    "cost": "cross-entropy", "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": 10,
     "seed": 0, "val_size": 5000, "init": "he", "init_scale": 0.01, "schedule": "cosine",
     "patience": 0, "weight_decay": 0.0, "checkpoint_every": 1,
 }
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="learning-rate schedule (default cosine)")
     training.add_argument("--batch-size", type=_int_at_least(0), metavar="N",
                           help="minibatch size; 0 for full-batch gradient descent (default 128)")
-    training.add_argument("--epochs", type=_int_at_least(1), metavar="N", help="(default 8)")
+    training.add_argument("--epochs", type=_int_at_least(1), metavar="N", help="(default 10)")
     training.add_argument("--weight-decay", type=_non_negative_float, metavar="WD",
                           help="decoupled weight decay (default 0)")
     training.add_argument("--patience", type=_int_at_least(0), metavar="N",
