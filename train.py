@@ -354,12 +354,15 @@ def load_checkpoint(path: str) -> tuple[TrainState, dict]:
     return state, run
 
 
-def _ensure_parent(path: str) -> None:
-    parent = Path(path).parent
+def _ensure_dir(directory: str | Path) -> None:
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        Path(directory).mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ConfigError(f"cannot create the directory {parent}: {error.strerror}") from None
+        raise ConfigError(f"cannot create the directory {directory}: {error.strerror}") from None
+
+
+def _ensure_parent(path: str) -> None:
+    _ensure_dir(Path(path).parent)
 
 
 class StopOnSignal:
@@ -451,7 +454,7 @@ def run_training(args: argparse.Namespace, console: Console) -> int:
     if args.plots:
         from nets.plots import plot_learning_curves
 
-        _ensure_parent(str(Path(args.plots) / "plot.png"))
+        _ensure_dir(args.plots)
         path = plot_learning_curves(state.history, Path(args.plots) / "learning_curves.png")
         console.info(f"learning curves written to {path}")
     return 0
@@ -563,7 +566,7 @@ def _evaluation_plots(directory: str, meta: dict, matrix: np.ndarray, names: lis
     from nets.plots import plot_confident_mistakes, plot_confusion_matrix, plot_learning_curves
 
     out = Path(directory)
-    _ensure_parent(str(out / "plot.png"))
+    _ensure_dir(out)
     written = []
     if meta.get("history"):
         written.append(plot_learning_curves(meta["history"], out / "learning_curves.png"))
@@ -587,7 +590,7 @@ def run_prediction(args: argparse.Namespace, console: Console) -> int:
                               f"{NORMALISATION}; --predict needs such a model")
     names = list(meta.get("class_names") or [str(i) for i in range(model.num_classes)])
     if args.show_input:
-        _ensure_parent(str(Path(args.show_input) / "input.png"))
+        _ensure_dir(args.show_input)
     failures = 0
     for path in args.predict:
         try:
