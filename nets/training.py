@@ -244,29 +244,29 @@ def _end_epoch(
         "lr": learning_rate(config.schedule, config.lr, state.epoch, config.epochs),
         "seconds": seconds,
     }
-    best = (state.best_params, state.best_val_loss, state.best_epoch, state.bad_epochs)
-    stop_reason = ""
     if len(data.val_x):
-        val_loss, val_accuracy, _ = evaluate(apply, state.params, cost, data.val_x,
-                                             data.val_labels, data.num_classes)
-        entry.update(val_loss=val_loss, val_accuracy=val_accuracy)
+        entry["val_loss"], entry["val_accuracy"], _ = evaluate(
+            apply, state.params, cost, data.val_x, data.val_labels, data.num_classes)
     _check_epoch_end(state, entry["val_loss"], entry["lr"])
-    if len(data.val_x):
-        if val_loss < state.best_val_loss:
-            best = (state.params, val_loss, state.epoch + 1, 0)
-        else:
-            best = best[:3] + (state.bad_epochs + 1,)
-            if config.patience and best[3] >= config.patience:
-                stop_reason = "early stopping"
-    epoch = state.epoch + 1
-    if not stop_reason and epoch >= config.epochs:
-        stop_reason = "completed"
-    return replace(
-        state, epoch=epoch, step=0, loss_sum=0.0, hits=0, seen=0,
-        rng_state=rng.bit_generator.state, history=state.history + [entry],
-        best_params=best[0] if config.patience else None, best_val_loss=best[1],
-        best_epoch=best[2], bad_epochs=best[3], stop_reason=stop_reason,
-    )
+    state = replace(state, epoch=state.epoch + 1, step=0, loss_sum=0.0, hits=0, seen=0,
+                    rng_state=rng.bit_generator.state, history=state.history + [entry])
+    state = _track_best(state, entry["val_loss"], config.patience)
+    if not state.stop_reason and state.epoch >= config.epochs:
+        state = replace(state, stop_reason="completed")
+    return state
+
+
+def _track_best(state: TrainState, val_loss: float | None, patience: int) -> TrainState:
+    """Early-stopping bookkeeping after an epoch; keeps the best parameters only when
+    early stopping is on."""
+    if val_loss is None:
+        return state
+    if val_loss < state.best_val_loss:
+        return replace(state, best_val_loss=val_loss, best_epoch=state.epoch, bad_epochs=0,
+                       best_params=state.params if patience else None)
+    bad_epochs = state.bad_epochs + 1
+    stop = "early stopping" if patience and bad_epochs >= patience else ""
+    return replace(state, bad_epochs=bad_epochs, stop_reason=stop)
 
 
 def _finish(state: TrainState) -> TrainState:
