@@ -55,10 +55,13 @@ DEFAULTS = {
     "seed": 0, "val_size": 5000, "init": "he", "init_scale": 0.01, "schedule": "cosine",
     "patience": 0, "weight_decay": 0.0, "checkpoint_every": 1,
 }
+# Random shifts of up to 2 pixels keep the CNN from memorising the training set (without
+# them it reaches 100% training accuracy and about 99.2% on the test set).
+CNN_SHIFT = 2
 # Settings a checkpoint fixes: resuming with different ones would not continue the same run.
 FIXED_BY_CHECKPOINT = ("dataset", "model", "layers", "activation", "cost", "optimizer", "lr",
                        "batch_size", "seed", "val_size", "init", "init_scale", "schedule",
-                       "patience", "weight_decay", "recipe")
+                       "patience", "weight_decay", "recipe", "shift")
 
 
 # ------------------------------------------------------------------------- arguments
@@ -149,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--patience", type=_int_at_least(0), metavar="N",
                           help="stop after N epochs without a better validation loss and "
                                "restore the best parameters; 0 never stops early (default 0)")
+    training.add_argument("--shift", type=_int_at_least(0), metavar="PIXELS",
+                          help="augment: move training images randomly by up to PIXELS in "
+                               "each direction (default 2 for the cnn, 0 for the mlp)")
     training.add_argument("--seed", type=int, help="seed for initialisation, split and "
                                                    "shuffling (default 0)")
 
@@ -199,6 +205,8 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argpar
     for key, value in base.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    if args.shift is None and not args.resume:
+        args.shift = CNN_SHIFT if args.model == "cnn" else 0
     if isinstance(args.layers, str):
         args.layers = _layers(args.layers)
     if args.predict and not args.load:
@@ -303,7 +311,8 @@ def _model_meta(model: Model, args: argparse.Namespace, dataset: Dataset) -> dic
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        optimizer=args.optimizer, weight_decay=args.weight_decay,
-                       schedule=args.schedule, patience=args.patience, seed=args.seed)
+                       schedule=args.schedule, patience=args.patience, seed=args.seed,
+                       shift=args.shift)
 
 
 def _default_save(args: argparse.Namespace) -> str:
@@ -411,7 +420,8 @@ def run_training(args: argparse.Namespace, console: Console) -> int:
     labels = dataset.train_labels.astype(np.int64)
     model = _model_from_args(args, train_x.shape[1], dataset.num_classes,
                              dataset.train_images.shape[1:])
-    data = split(train_x, labels, args.val_size, dataset.num_classes, seed=args.seed)
+    data = split(train_x, labels, args.val_size, dataset.num_classes, seed=args.seed,
+                 image_shape=tuple(dataset.train_images.shape[1:]))
     config = _train_config(args)
     config.check(len(data.train_x))
     cost = COSTS[args.cost]

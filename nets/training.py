@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from autodiff import value_and_grad
+from nets.augment import random_shift
 from nets.data import one_hot
 from nets.errors import ConfigError, TrainingDiverged
 from nets.optimizers import SCHEDULES, Optimizer, learning_rate, make_optimizer
@@ -40,6 +41,7 @@ class TrainConfig:
     schedule: str = "constant"
     patience: int = 0  # epochs without a better validation loss before stopping; 0: never
     seed: int = 0
+    shift: int = 0  # training images move by up to this many pixels (random_shift)
 
     def check(self, train_size: int) -> None:
         """Raise ConfigError naming the first setting that cannot work."""
@@ -58,6 +60,8 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ConfigError(
                 f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.shift < 0:
+            raise ConfigError(f"shift must be >= 0 pixels, got {self.shift}")
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0, got {self.patience}")
         make_optimizer(self.optimizer, self.weight_decay)
@@ -72,10 +76,12 @@ class Split:
     val_x: np.ndarray
     val_labels: np.ndarray
     num_classes: int
+    image_shape: tuple[int, int] | None = None  # (height, width) when the rows are images
 
 
 def split(
-    x: np.ndarray, labels: np.ndarray, val_size: int, num_classes: int, seed: int = 0
+    x: np.ndarray, labels: np.ndarray, val_size: int, num_classes: int, seed: int = 0,
+    image_shape: tuple[int, int] | None = None,
 ) -> Split:
     """Hold out `val_size` examples, chosen by a seeded permutation, for validation."""
     if not 0 <= val_size < len(x):
@@ -85,7 +91,7 @@ def split(
         )
     order = np.random.default_rng(seed).permutation(len(x))
     val, train = order[:val_size], order[val_size:]
-    return Split(x[train], labels[train], x[val], labels[val], num_classes)
+    return Split(x[train], labels[train], x[val], labels[val], num_classes, image_shape)
 
 
 @dataclass
@@ -176,6 +182,8 @@ def train(
         while state.step < steps_per_epoch:
             index = order[state.step * batch:(state.step + 1) * batch]
             x, labels = data.train_x[index], data.train_labels[index]
+            if config.shift:
+                x = _augment(x, data, config, state.total_steps)
             targets = one_hot(labels, data.num_classes, x.dtype)
             (loss, logits), grads = step_fn(state.params, x, targets)
             _check_finite(loss, grads, state, lr)
@@ -198,6 +206,14 @@ def train(
         if state.stop_reason:
             break
     return _finish(state)
+
+
+def _augment(x: np.ndarray, data: Split, config: TrainConfig, step: int) -> np.ndarray:
+    # Seeded by (seed, step), so a resumed run draws the same shifts without saving state.
+    if data.image_shape is None:
+        raise ConfigError("shift needs images: the data has no image shape")
+    rng = np.random.default_rng((config.seed, step))
+    return random_shift(x, rng, data.image_shape, config.shift)
 
 
 def _check_finite(loss: Any, grads: Any, state: TrainState, lr: float) -> None:

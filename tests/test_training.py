@@ -7,6 +7,7 @@ import pytest
 from idx_helpers import fake_mnist
 
 from autodiff import tree_leaves
+from nets.augment import random_shift
 from nets.costs import COSTS
 from nets.data import prepare_images
 from nets.errors import ConfigError, TrainingDiverged
@@ -311,3 +312,38 @@ def test_split_with_no_validation():
 def test_split_rejects_val_size_out_of_range(val_size):
     with pytest.raises(ConfigError, match="validation size"):
         split(np.ones((20, 2), np.float32), np.zeros(20, np.int64), val_size, 10)
+
+
+# -------------------------------------------------------------------- augmentation
+
+
+def test_random_shift_moves_each_image_without_changing_it():
+    x = np.zeros((50, 49), np.float32)
+    x[:, 24] = 1.0  # the centre pixel of a 7x7 image
+    out = random_shift(x, np.random.default_rng(0), (7, 7), 2)
+    positions = np.argwhere(out.reshape(50, 7, 7))[:, 1:]
+    assert out.sum() == 50 and len(positions) == 50  # every dot kept, exactly once
+    offsets = positions - 3
+    assert np.abs(offsets).max() == 2 and len({tuple(o) for o in offsets}) > 10
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(random_shift(x, np.random.default_rng(0), (7, 7), 0), x)
+
+
+def test_shift_changes_training_and_resumes_bit_for_bit(tmp_path):
+    arrays = fake_mnist(200, 10, np.random.default_rng(0))
+    images = split(prepare_images(arrays["train_images"]),
+                   arrays["train_labels"].astype(np.int64), 50, 10, seed=0,
+                   image_shape=(28, 28))
+    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2, shift=2, seed=3)
+    shifted = run(images, config)
+    assert not same_tree(shifted.params, run(images, TrainConfig(
+        epochs=2, batch_size=32, lr=1e-2, seed=3)).params)
+    stopped = run(images, config, should_stop=stop_after(7))
+    save_checkpoint(str(tmp_path / "c.npz"), stopped, {"args": {}})
+    stopped, _ = load_checkpoint(str(tmp_path / "c.npz"))
+    assert same_tree(run(images, config, state=stopped).params, shifted.params)
+
+
+def test_shift_needs_image_rows(data):
+    with pytest.raises(ConfigError, match="image"):
+        run(data, TrainConfig(epochs=1, batch_size=32, shift=1))
