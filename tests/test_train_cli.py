@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import cli
 from idx_helpers import FILE_NAMES, fake_mnist, write_fake_mnist, write_idx
 
 import train
@@ -45,17 +46,6 @@ def trained(tmp_path_factory, data_dir) -> Path:
                        "--epochs", "2", "--lr", "0.01"])
     assert code == 0
     return path
-
-
-def cli(capsys, *argv):
-    """Run train.main and return (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        code = train.main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_error_line(err: str, *words: str) -> str:
@@ -378,10 +368,9 @@ def pickled_plain_npz(tmp_path: Path, trained: Path, marker: Path) -> Path:
     return path
 
 
-def pickled_model(tmp_path: Path, trained: Path, marker: Path) -> Path:
-    """A real model file whose first weight member is replaced by a pickled object array,
-    its header listing the member as an object array."""
-    path = tmp_path / "pickled-model.npz"
+def _with_pickled_weights(trained: Path, path: Path, marker: Path, claimed_dtype: str) -> Path:
+    """A copy of a real model whose first weight member is a pickled object array, with
+    meta.json listing that member as `claimed_dtype`."""
     with zipfile.ZipFile(trained) as zin, zipfile.ZipFile(path, "w") as zout:
         for info in zin.infolist():
             data = zin.read(info)
@@ -389,27 +378,20 @@ def pickled_model(tmp_path: Path, trained: Path, marker: Path) -> Path:
                 data = pickle_npy(marker)
             elif info.filename == "meta.json":
                 header = json.loads(data)
-                header["arrays"]["params/0/w"] = {"shape": [1], "dtype": "|O"}
+                header["arrays"]["params/0/w"] = {"shape": [1], "dtype": claimed_dtype}
                 data = json.dumps(header).encode()
             zout.writestr(info.filename, data)
     return path
+
+
+def pickled_model(tmp_path: Path, trained: Path, marker: Path) -> Path:
+    """meta.json honestly lists the member as an object array."""
+    return _with_pickled_weights(trained, tmp_path / "pickled-model.npz", marker, "|O")
 
 
 def pickled_member_only(tmp_path: Path, trained: Path, marker: Path) -> Path:
-    """As above, but meta.json claims a float32 array of the member's shape: only the
-    member's own .npy header says object."""
-    path = tmp_path / "pickled-member.npz"
-    with zipfile.ZipFile(trained) as zin, zipfile.ZipFile(path, "w") as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
-            if info.filename == "params/0/w.npy":
-                data = pickle_npy(marker)
-            elif info.filename == "meta.json":
-                header = json.loads(data)
-                header["arrays"]["params/0/w"] = {"shape": [1], "dtype": "<f4"}
-                data = json.dumps(header).encode()
-            zout.writestr(info.filename, data)
-    return path
+    """meta.json claims float32: only the member's own .npy header says object."""
+    return _with_pickled_weights(trained, tmp_path / "pickled-member.npz", marker, "<f4")
 
 
 @pytest.mark.parametrize("make", [pickled_plain_npz, pickled_model, pickled_member_only])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import cli
 from idx_helpers import write_fake_mnist
 from PIL import Image
 
@@ -18,15 +19,6 @@ from nets.images import synthetic_photo
 NOTEBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed-notebook" \
     / "params_100_64_28.pkl"
 NOTEBOOK_SHA256 = "bad00acd2ff520739895461cfb5ddfda7a7903ab4f01289a7d9f42a2876d02e3"
-
-
-def cli(capsys, *argv):
-    capsys.readouterr()
-    try:
-        code = train.main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    return (code, *capsys.readouterr())
 
 
 @pytest.fixture(scope="module")
