@@ -116,7 +116,7 @@ defvjp(tanh, lambda g, ans, x: g * (1 - ans * ans))
 
 # d/dx clip = 1 inside [a_min, a_max], 0 where the value was clipped.
 clip = primitive(np.clip)
-defvjp(clip, lambda g, ans, x, a_min=None, a_max=None: where(ans == x, g, 0))
+defvjp(clip, lambda g, ans, x, *bounds, **kw: where(ans == x, g, _zero(g)))
 
 
 def _astype(x, dtype):
@@ -663,6 +663,20 @@ def _setitem(self, index, value):
         "build the result with anp.where, anp.concatenate or anp.stack instead"
     )
 
+
+def _in_place(name: str):
+    def refuse(self, other):
+        raise TypeError(
+            f"autodiff: in-place operator {name} on a traced array; traced arrays are "
+            f"immutable: write `x = x {name[:-1]} y` instead of `x {name} y`"
+        )
+
+    return refuse
+
+
+for _name, _symbol in [("iadd", "+="), ("isub", "-="), ("imul", "*="), ("itruediv", "/="),
+                       ("ipow", "**="), ("imatmul", "@=")]:
+    setattr(Box, f"__{_name}__", _in_place(_symbol))
 
 Box.__array_ufunc__ = _array_ufunc
 Box.__array_function__ = _array_function

@@ -254,8 +254,15 @@ def test_item_assignment_and_in_place_updates_fail_loudly():
         total += x
         return anp.sum(total)
 
+    def augmented(x):
+        y = x * 2
+        y += 1
+        return anp.sum(y)
+
     with pytest.raises(TypeError, match="immutable"):
         grad(assign)(np.ones(2))
+    with pytest.raises(TypeError, match="x = x \\+ y"):
+        grad(augmented)(np.ones(2))
     with pytest.raises(TypeError, match="x = x \\+ y"):
         grad(in_place)(np.ones(2))
 
