@@ -219,6 +219,8 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argpar
         parser.error("--import-notebook needs --save PATH for the converted model")
     if args.load and args.resume:
         parser.error("use either --load (a finished model) or --resume (a checkpoint)")
+    if not args.resume and args.patience and args.val_size == 0:
+        parser.error("--patience stops on the validation loss: it needs --val-size above 0")
     if args.model == "cnn" and "layers" in given:
         parser.error("--layers describes an MLP; the cnn has a fixed architecture")
     return args

@@ -219,6 +219,7 @@ def test_evaluate_prints_accuracy_and_confusion_matrix(capsys, tmp_path, data_di
     (["--predict", "a.png"], ["--predict", "--load"]),
     (["--evaluate"], ["--evaluate", "--load"]),
     (["--model", "cnn", "--layers", "784,10"], ["--layers", "cnn"]),
+    (["--patience", "2", "--val-size", "0"], ["--patience", "--val-size"]),
 ])
 def test_bad_arguments_are_usage_errors(capsys, tmp_path, data_dir, options, words):
     code, out, err = cli(capsys, "--data-dir", data_dir, "--save", tmp_path / "m.npz",
