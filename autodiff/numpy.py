@@ -75,6 +75,21 @@ def _reduced_count(x: Any, axis: Any) -> int:
     return int(np.prod([shape[a] for a in axes], dtype=np.int64))
 
 
+def _method_first(function):
+    """`function`, calling the ndarray method of the same name when given an ndarray: the
+    methods are C code, while np.sum and friends first pass through Python wrappers that
+    cost more than the work itself on small arrays."""
+    name = function.__name__
+
+    def raw(x, *args, **kwargs):
+        if type(x) is np.ndarray:
+            return getattr(x, name)(*args, **kwargs)
+        return function(x, *args, **kwargs)
+
+    raw.__name__ = name
+    return raw
+
+
 # ------------------------------------------------------------------------- elementwise
 
 negative = primitive(np.negative)
@@ -219,10 +234,10 @@ def _zero(g: Any) -> np.ndarray:
 
 # ---------------------------------------------------------------------- reductions
 
-sum = primitive(np.sum)  # NumPy's name, shadowing the builtin here
+sum = primitive(_method_first(np.sum))  # NumPy's name, shadowing the builtin here
 defvjp(sum, lambda g, ans, x, axis=None, keepdims=False: _expand_reduced(g, x, axis, keepdims))
 
-mean = primitive(np.mean)
+mean = primitive(_method_first(np.mean))
 defvjp(
     mean,
     lambda g, ans, x, axis=None, keepdims=False: _expand_reduced(g, x, axis, keepdims)
@@ -237,11 +252,11 @@ def _extremum_rule(g, ans, x, axis=None, keepdims=False):
     return _expand_reduced(g, x, axis, keepdims) * at_extremum / ties
 
 
-max = primitive(np.max)  # NumPy's name, shadowing the builtin here
+max = primitive(_method_first(np.max))  # NumPy's name, shadowing the builtin here
 amax = max
 defvjp(max, _extremum_rule)
 
-min = primitive(np.min)  # NumPy's name, shadowing the builtin here
+min = primitive(_method_first(np.min))  # NumPy's name, shadowing the builtin here
 amin = min
 defvjp(min, _extremum_rule)
 
@@ -300,7 +315,7 @@ def dot(a, b):
     return matmul(a, b)
 
 
-transpose = primitive(np.transpose)
+transpose = primitive(_method_first(np.transpose))
 defvjp(
     transpose,
     lambda g, ans, x, axes=None: transpose(g, None if axes is None else np.argsort(axes)),
@@ -348,7 +363,7 @@ defvjp_argnum(einsum, _einsum_rule)
 
 # ----------------------------------------------------------------- shapes and indexing
 
-reshape = primitive(np.reshape)
+reshape = primitive(_method_first(np.reshape))
 defvjp(reshape, lambda g, ans, x, *shape, **kw: reshape(g, _shape(x)))
 
 ravel = primitive(np.ravel)
@@ -357,7 +372,7 @@ defvjp(ravel, lambda g, ans, x: reshape(g, _shape(x)))
 expand_dims = primitive(np.expand_dims)
 defvjp(expand_dims, lambda g, ans, x, axis: reshape(g, _shape(x)))
 
-squeeze = primitive(np.squeeze)
+squeeze = primitive(_method_first(np.squeeze))
 defvjp(squeeze, lambda g, ans, x, axis=None: reshape(g, _shape(x)))
 
 def _broadcast_to(x, shape):
@@ -376,7 +391,7 @@ defvjp(broadcast_to, lambda g, ans, x, shape: unbroadcast(g, x))
 moveaxis = primitive(np.moveaxis)
 defvjp(moveaxis, lambda g, ans, x, source, destination: moveaxis(g, destination, source))
 
-swapaxes = primitive(np.swapaxes)
+swapaxes = primitive(_method_first(np.swapaxes))
 defvjp(swapaxes, lambda g, ans, x, axis1, axis2: swapaxes(g, axis1, axis2))
 
 
