@@ -22,3 +22,13 @@ def away_from(values: np.ndarray, points, margin: float) -> np.ndarray:
         close = np.abs(values - p) < margin
         values = np.where(close, p + np.where(values >= p, margin, -margin), values)
     return values
+
+
+def mutated(data: bytes, flips, cut) -> bytes:
+    """`data` with each (position, xor) of `flips` applied, then cut at `cut` (None: not cut)."""
+    data = bytearray(data)
+    for position, xor in flips:
+        data[position] ^= xor
+    if cut is not None:
+        del data[cut:]
+    return bytes(data)

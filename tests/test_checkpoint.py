@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from strategies import mutated
 
 from nets.checkpoint import FORMAT_VERSION, load, load_model, save, save_model
 from nets.errors import CheckpointError
@@ -535,13 +536,9 @@ def test_fuzz_random_bytes(tmp_path_factory, data):
     cut=st.one_of(st.none(), st.integers(0, len(GOOD))),
 )
 def test_fuzz_mutated_model_file(tmp_path_factory, flips, cut):
-    data = bytearray(GOOD)
-    for position, xor in flips:
-        data[position] ^= xor
-    if cut is not None:
-        del data[cut:]
+    data = mutated(GOOD, flips, cut)
     path = tmp_path_factory.mktemp("fuzz") / "m.npz"
-    path.write_bytes(bytes(data))
+    path.write_bytes(data)
     _load_both(path)
 
 

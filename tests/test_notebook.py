@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import mutated
 
 from nets.errors import CheckpointError
 from nets.notebook import load_notebook_params
@@ -283,9 +284,5 @@ def test_fuzz_random_bytes(tmp_path_factory, data):
     cut=st.one_of(st.none(), st.integers(0, len(GOOD))),
 )
 def test_fuzz_mutated_pickle(tmp_path_factory, flips, cut):
-    data = bytearray(GOOD)
-    for position, xor in flips:
-        data[position] ^= xor
-    if cut is not None:
-        del data[cut:]
-    _load_or_refuse(tmp_path_factory.mktemp("fuzz"), bytes(data))
+    data = mutated(GOOD, flips, cut)
+    _load_or_refuse(tmp_path_factory.mktemp("fuzz"), data)
