@@ -1,7 +1,11 @@
 """The README's results table: each run is `python train.py ...` in a fresh process, timed
 from start to exit (data loading included), read back from its --report.
 
-    python bench/results.py --data-dir DIR [--seeds 0 1 2] [--only default mse seed seed-he]
+    python bench/results.py --data-dir DIR [--fashion-dir DIR] [--seeds 0 1 2]
+        [--only default mse cnn seed seed-he fashion-cnn]
+
+--data-dir is the MNIST folder and --fashion-dir the Fashion-MNIST one; without them
+train.py looks where it always does ($MNIST_DIR / $FASHION_MNIST_DIR, then the cache).
 
 Prints a Markdown table: test accuracy (mean and spread over the seeds) and wall time.
 """
@@ -27,6 +31,8 @@ RUNS = {
     "seed": ("`python train.py --recipe seed`", ["--recipe", "seed"], False),
     "seed-he": ("`python train.py --recipe seed --init he`", ["--recipe", "seed", "--init", "he"],
                 False),
+    "fashion-cnn": ("`python train.py --model cnn --dataset fashion-mnist`",
+                    ["--model", "cnn", "--dataset", "fashion-mnist"], True),
 }
 
 
@@ -59,7 +65,8 @@ def describe(results: list[dict]) -> tuple[str, str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir")
+    parser.add_argument("--data-dir", help="MNIST folder")
+    parser.add_argument("--fashion-dir", help="Fashion-MNIST folder")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="+", choices=tuple(RUNS), default=list(RUNS))
     args = parser.parse_args()
@@ -68,7 +75,8 @@ def main() -> None:
         for name in args.only:
             label, flags, several = RUNS[name]
             seeds = args.seeds if several else args.seeds[:1]
-            results = [run_once(flags, seed, args.data_dir, Path(tmp)) for seed in seeds]
+            data_dir = args.fashion_dir if "fashion-mnist" in flags else args.data_dir
+            results = [run_once(flags, seed, data_dir, Path(tmp)) for seed in seeds]
             rows.append((label, *describe(results)))
             print(f"{label}: {rows[-1][1:]}", file=sys.stderr, flush=True)
     print("| command | test accuracy | wall time | final train loss |")
