@@ -21,7 +21,7 @@ import numpy as np
 
 import autodiff.numpy as anp
 from nets.activations import relu
-from nets.conv import conv2d, flatten, max_pool2d
+from nets.conv import conv2d, flatten, max_pool2d, to_layout
 from nets.conv import dropout as dropout_layer
 from nets.errors import ConfigError
 
@@ -174,14 +174,16 @@ def cnn(
     probability using `rng`; otherwise the network is deterministic.
     """
     _check_params(params)
-    x = _as_images(params, x)
+    # The conv blocks run batch-last, (C, H, W, batch): the fast layout (see nets.conv).
+    x = to_layout(_as_images(params, x), "NCHW", "CHWN")
     for layer in params["conv"]:
         w = layer["w"]
-        x = max_pool2d(conv2d(x, w, padding=anp.shape(w)[-1] // 2), POOL, POOL)
+        x = conv2d(x, w, padding=anp.shape(w)[-1] // 2, layout="CHWN")
+        x = max_pool2d(x, POOL, POOL, layout="CHWN")
         # relu(pool(x + b)) == pool(relu(x + b)): relu is monotone and b is constant over
         # a window. Pooling first runs the bias and relu on a quarter of the values.
-        x = relu(x + anp.reshape(layer["b"], (1, -1, 1, 1)))
-    x = flatten(x)
+        x = relu(x + anp.reshape(layer["b"], (-1, 1, 1, 1)))
+    x = flatten(to_layout(x, "CHWN", "NCHW"))  # dense layers read (batch, C*H*W) rows
     fan_in = anp.shape(params["dense"][0]["w"])[0]
     if anp.shape(x)[1] != fan_in:
         raise ValueError(

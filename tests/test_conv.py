@@ -1,6 +1,7 @@
 """Convolution, pooling, dropout and the CNN: values against plain loops, gradients against
 central differences, dtypes, and the errors bad shapes get."""
 
+import functools
 import json
 
 import numpy as np
@@ -13,7 +14,7 @@ import autodiff.numpy as anp
 from autodiff import check_grads, grad
 from autodiff.core import Trace, backward
 from nets.cnn import cnn, cnn_config, cnn_layer_summary, init_cnn
-from nets.conv import avg_pool2d, conv2d, dropout, flatten, max_pool2d
+from nets.conv import avg_pool2d, conv2d, dropout, flatten, max_pool2d, to_layout
 
 # ------------------------------------------------------------ loop references
 
@@ -84,6 +85,37 @@ def test_conv2d_matches_loops_and_central_differences(case):
     check_grads(lambda x, w: conv2d(x, w, stride=stride, padding=padding), (x, w))
 
 
+def chwn(x):
+    return np.ascontiguousarray(x.transpose(1, 2, 3, 0))
+
+
+def nchw(x):
+    return np.ascontiguousarray(x.transpose(3, 0, 1, 2))
+
+
+@given(conv_cases())
+def test_chwn_conv2d_matches_loops_and_central_differences(case):
+    x, w, stride, padding = case
+    out = conv2d(chwn(x), w, stride=stride, padding=padding, layout="CHWN")
+    np.testing.assert_allclose(nchw(out), conv_loops(x, w, stride, padding), rtol=1e-10,
+                               atol=1e-12)
+    check_grads(lambda x, w: conv2d(x, w, stride=stride, padding=padding, layout="CHWN"),
+                (chwn(x), w))
+
+
+def test_stacked_chwn_layers_second_order():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 2, 6, 6))
+    w1, w2 = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal((2, 3, 2, 2))
+
+    def stack(x, w1, w2):
+        h = conv2d(to_layout(x, "NCHW", "CHWN"), w1, padding=1, layout="CHWN")
+        h = avg_pool2d(h, 2, 2, layout="CHWN")
+        return to_layout(conv2d(h, w2, stride=2, padding=1, layout="CHWN"), "CHWN", "NCHW")
+
+    check_grads(stack, (x, w1, w2), order=2)
+
+
 @pytest.mark.parametrize("stride,padding", [(1, 1), (2, 0), (2, 2)])
 def test_conv2d_second_order(stride, padding):
     rng = np.random.default_rng(0)
@@ -121,6 +153,18 @@ def test_avg_pool2d_matches_loops_and_central_differences(case):
     check_grads(lambda x: avg_pool2d(x, size, stride), (x,))
 
 
+@given(pool_cases())
+def test_chwn_pooling_matches_loops_and_central_differences(case):
+    x, size, stride = case
+    if size > min(x.shape[2:]):
+        return
+    for pool, reduce in ((max_pool2d, np.max), (avg_pool2d, np.mean)):
+        out = pool(chwn(x), size, stride, layout="CHWN")
+        np.testing.assert_allclose(nchw(out), pool_loops(x, size, stride, reduce),
+                                   rtol=1e-12, atol=1e-12)
+        check_grads(functools.partial(pool, size=size, stride=stride, layout="CHWN"), (chwn(x),))
+
+
 @pytest.mark.parametrize("size,stride", [(2, 2), (3, 1), (2, 3)])
 def test_pooling_second_order(size, stride):
     x = np.random.default_rng(2).permutation(np.linspace(-2, 2, 2 * 2 * 6 * 5)).reshape(2, 2, 6, 5)
@@ -135,6 +179,8 @@ def test_max_pool2d_ties_share_the_cotangent():
     expected = np.full((4, 4), 0.25)
     expected[:2, :2] = [[1.0, 0.0], [0.0, 0.0]]
     np.testing.assert_array_equal(g[0, 0], expected)
+    g = grad(lambda x: anp.sum(max_pool2d(x, layout="CHWN")))(chwn(x))
+    np.testing.assert_array_equal(g[0, :, :, 0], expected)
     # Overlapping windows: each window's shares still sum to its cotangent.
     g = grad(lambda x: anp.sum(max_pool2d(x, 3, 1)))(np.zeros((1, 1, 4, 4)))
     assert g.sum() == pytest.approx(4.0)
@@ -285,6 +331,13 @@ def test_cnn_layer_summary():
     (lambda: conv2d(np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), stride=0), "stride"),
     (lambda: conv2d(np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), padding=-1), "padding"),
     (lambda: conv2d(np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), padding=1.5), "padding"),
+    (lambda: conv2d(np.ones((1, 5, 5)), np.ones((2, 1, 3, 3)), layout="CHWN"),
+     r"\(channels, height, width, batch"),
+    (lambda: conv2d(np.ones((2, 5, 5, 1)), np.ones((2, 1, 3, 3)), layout="CHWN"),
+     "2 channels .* expect 1"),
+    (lambda: conv2d(np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), layout="NHWC"), "layout"),
+    (lambda: max_pool2d(np.ones((1, 1, 4, 4)), layout="nchw"), "layout"),
+    (lambda: to_layout(np.ones((1, 1, 4, 4)), "NCHW", "NHWC"), "layout"),
     (lambda: max_pool2d(np.ones((1, 1, 2, 2)), 3), "larger than the image"),
     (lambda: max_pool2d(np.ones((4, 4)), 2), r"\(batch, channels"),
     (lambda: avg_pool2d(np.ones((1, 1, 4, 4)), 2, 0), "stride"),
