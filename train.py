@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from nets import checkpoint
+from nets.allocator import keep_freed_memory
 from nets.costs import COSTS, PREDICTIONS
 from nets.data import NORMALISATION, Dataset, load_dataset, prepare_images
 from nets.errors import CheckpointError, ConfigError, NetsError, TrainingDiverged
@@ -672,6 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = resolve(parser.parse_args(argv), parser)
     debug = args.debug or os.environ.get("DIGITS_DEBUG") == "1"
+    keep_freed_memory()  # a third faster CNN steps on glibc: see nets/allocator.py
     try:
         return run(args)
     except NetsError as error:

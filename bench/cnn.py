@@ -22,6 +22,10 @@ NumPy loads, so this script reads its arguments first. On a machine shared with 
 work, --threads 1 is faster for both: BLAS threads that wait on each other while other
 processes hold the cores lose far more than they gain (up to 10x per step, measured).
 Each line also gives CPU time, which counts only this process and so varies less there.
+
+Like train.py, the script first asks glibc's malloc to keep freed memory for reuse
+(nets/allocator.py); both implementations run in this process, so both get the setting.
+--default-malloc leaves malloc as it is, to see what the setting is worth.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="--epoch: steps measured, then extrapolated to a whole epoch")
     parser.add_argument("--full", action="store_true", help="--epoch: run the whole epoch")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc settings alone (train.py changes them)")
     return parser.parse_args(argv)
 
 
@@ -62,6 +68,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autodiff import tree_map, value_and_grad  # noqa: E402
+from nets.allocator import keep_freed_memory  # noqa: E402
 from nets.cnn import cnn, init_cnn  # noqa: E402
 from nets.costs import cross_entropy  # noqa: E402
 
@@ -195,9 +202,11 @@ def main(args: argparse.Namespace) -> None:
         steps[f"PyTorch {version} CPU"] = torch_step
         trains[f"PyTorch {version} CPU"] = torch_train
 
+    malloc = "glibc default" if args.default_malloc else \
+        ("keeps freed memory" if keep_freed_memory() else "default (no mallopt here)")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     print(f"CNN 32c3-p2-64c3-p2-128-10, float32, batch {args.batch}; {args.threads} thread(s) "
-          f"for BLAS and torch; {os.cpu_count()} cores; load average {load}")
+          f"for BLAS and torch; {os.cpu_count()} cores; load average {load}; malloc: {malloc}")
     if torch_impl is None and not args.no_torch:
         print("(torch is not importable: PyTorch skipped)")
 
