@@ -673,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = resolve(parser.parse_args(argv), parser)
     debug = args.debug or os.environ.get("DIGITS_DEBUG") == "1"
-    keep_freed_memory()  # a third faster CNN steps on glibc: see nets/allocator.py
+    keep_freed_memory()  # no page faults for reused arrays: see nets/allocator.py
     try:
         return run(args)
     except NetsError as error:

@@ -3,8 +3,9 @@
 A training step allocates and frees the same large arrays every time (the CNN's im2col
 columns are 29 MB at batch 128). glibc's malloc serves blocks that large with fresh
 pages from the kernel, by mmap or by growing the heap, and hands them back when they are
-freed, so every step pays for mapping and zeroing the same memory again: about a third
-of a CNN training step on the development machine (see the README). Raising malloc's
+freed, so every step pays for mapping and zeroing the same memory again: about 8,400
+page faults per CNN training step, which cost from 7% to a third of the step on the
+development machine, depending on how busy it was (see the README). Raising malloc's
 mmap and trim thresholds makes freed blocks stay in the heap for the next step; the
 process then holds on to its peak memory until it exits.
 
