@@ -279,6 +279,25 @@ def test_cnn_shapes_and_flat_inputs():
     np.testing.assert_array_equal(logits, cnn(params, x.reshape(3, 1, 28, 28)))
 
 
+def test_cnn_computes_the_documented_network():
+    """Against loops in NCHW: the internal layout must not change what saved params mean
+    (dense rows follow the NCHW flattening of the last feature map)."""
+    rng = np.random.default_rng(6)
+    params = init_cnn(rng, input_shape=(1, 8, 8), num_classes=3, channels=(2, 3), hidden=4,
+                      dtype=np.float64)
+    for group in params.values():
+        for layer in group:
+            layer["b"] = rng.standard_normal(layer["b"].shape)
+    x = rng.random((2, 1, 8, 8))
+    h = x
+    for layer in params["conv"]:
+        h = conv_loops(h, layer["w"], 1, 1) + layer["b"].reshape(1, -1, 1, 1)
+        h = pool_loops(np.maximum(h, 0), 2, 2, np.max)
+    h = np.maximum(h.reshape(2, -1) @ params["dense"][0]["w"] + params["dense"][0]["b"], 0)
+    expected = h @ params["dense"][1]["w"] + params["dense"][1]["b"]
+    np.testing.assert_allclose(cnn(params, x), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_cnn_end_to_end_gradients():
     rng = np.random.default_rng(5)
     params = init_cnn(rng, input_shape=(1, 8, 8), num_classes=3, channels=(2, 3), hidden=4,
