@@ -153,6 +153,11 @@ def time_steps(impls: dict, batch: int, repeats: int) -> tuple[dict, dict]:
 
     CPU time (all threads of this process) is the steadier figure on a shared machine:
     it does not count the time other processes held the cores.
+
+    Each timed step follows an untimed one of the same implementation. After a step, the
+    other implementation's idle threads (OpenBLAS's for NumPy, OpenMP's for torch) keep
+    spinning on the cores for a while before they sleep; a step timed right after the
+    other implementation's ran about twice as slow (PyTorch: 113 ms against 52 ms).
     """
     x, y = next(synthetic_batches(np.random.default_rng(1), batch, 1))
     for step in impls.values():
@@ -161,6 +166,7 @@ def time_steps(impls: dict, batch: int, repeats: int) -> tuple[dict, dict]:
     cpu: dict[str, list[float]] = {name: [] for name in impls}
     for _ in range(repeats):
         for name, step in impls.items():
+            step(x, y)  # settle: the other implementation's threads go to sleep meanwhile
             start, start_cpu = time.perf_counter(), time.process_time()
             step(x, y)
             times[name].append(time.perf_counter() - start)
@@ -171,7 +177,8 @@ def time_steps(impls: dict, batch: int, repeats: int) -> tuple[dict, dict]:
 def time_epoch(impls: dict, batch: int, steps: int, repeats: int) -> tuple[dict, dict]:
     """Per implementation, wall and CPU seconds per epoch of 55,000 images, one figure per
     repeat, each from `steps` training steps on fresh batches (the whole epoch when steps
-    covers it). Making the batches is not counted."""
+    covers it), after one untimed step (see time_steps). Making the batches is not
+    counted."""
     epoch_steps = math.ceil(EPOCH_IMAGES / batch)
     steps = min(steps, epoch_steps)
     times: dict[str, list[float]] = {name: [] for name in impls}
@@ -180,6 +187,7 @@ def time_epoch(impls: dict, batch: int, steps: int, repeats: int) -> tuple[dict,
         train(*next(synthetic_batches(np.random.default_rng(1), batch, 1)))
     for repeat in range(repeats):
         for name, train in impls.items():
+            train(*next(synthetic_batches(np.random.default_rng(1), batch, 1)))  # settle
             rng = np.random.default_rng(100 + repeat)  # the same batches for everyone
             elapsed = elapsed_cpu = 0.0
             for x, y in synthetic_batches(rng, batch, steps):
