@@ -115,5 +115,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.out / name}: {array.shape}", file=sys.stderr)
 
 
+def cli() -> int:
+    """main() with one-line errors for what a user can get wrong: the path, the file."""
+    try:
+        main()
+    except (OSError, ValueError, KeyError, tarfile.TarError, json.JSONDecodeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

