@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from nets import checkpoint
-from nets.allocator import keep_freed_memory
+from digits import archive
+from digits.allocator import keep_freed_memory
+from digits.datasets import Dataset, load_dataset
 from nets.costs import COSTS, PREDICTIONS
-from nets.data import NORMALISATION, Dataset, load_dataset, prepare_images
 from nets.errors import CheckpointError, ConfigError, NetsError, TrainingDiverged
+from nets.inputs import NORMALISATION, prepare_images
 from nets.metrics import confusion_matrix, precision_recall
 from nets.mlp import INITS
 from nets.models import MODEL_KINDS, Model, check_params, make_cnn, make_mlp, model_from_config
@@ -344,11 +345,11 @@ def save_checkpoint(path: str, state: TrainState, run: dict) -> None:
     tree = {"params": state.params, "opt_state": state.opt_state,
             "best_params": state.best_params}
     _ensure_parent(path)
-    checkpoint.save(path, tree, {"kind": "checkpoint", "run": run, "state": fields})
+    archive.save(path, tree, {"kind": "checkpoint", "run": run, "state": fields})
 
 
 def load_checkpoint(path: str) -> tuple[TrainState, dict]:
-    tree, meta = checkpoint.load(path)
+    tree, meta = archive.load(path)
     if meta.get("kind") != "checkpoint":
         raise CheckpointError(f"{path} is not a training checkpoint (it is a "
                               f"{meta.get('kind')!r} file); resume from a .checkpoint.npz file")
@@ -456,7 +457,7 @@ def run_training(args: argparse.Namespace, console: Console) -> int:
             "train_config": asdict(config), "val_size": args.val_size,
             "test_accuracy": test_accuracy, "test_loss": test_loss}
     _ensure_parent(args.save)
-    checkpoint.save(args.save, {"params": state.params}, {**meta, "kind": "model"})
+    archive.save(args.save, {"params": state.params}, {**meta, "kind": "model"})
     stopped = f" (early stopping: best epoch {state.best_epoch})" \
         if state.stop_reason == "early stopping" else ""
     console.result(f"test accuracy {100 * test_accuracy:.2f}%  test loss {test_loss:.4f}"
@@ -465,7 +466,7 @@ def run_training(args: argparse.Namespace, console: Console) -> int:
     if args.report:
         _write_report(args.report, test_accuracy, test_loss, state.history, meta)
     if args.plots:
-        from nets.plots import plot_learning_curves
+        from digits.plots import plot_learning_curves
 
         _ensure_dir(args.plots)
         path = plot_learning_curves(state.history, Path(args.plots) / "learning_curves.png")
@@ -533,7 +534,7 @@ def _write_report(path: str, test_accuracy: float, test_loss: float, history: li
 
 
 def load_model_file(path: str) -> tuple[Model, Any, dict]:
-    tree_params, meta = checkpoint.load_model(path)
+    tree_params, meta = archive.load_model(path)
     try:
         model = model_from_config(meta.get("model", "mlp"), meta)
         check_params(model, tree_params)
@@ -576,7 +577,7 @@ def run_evaluation(args: argparse.Namespace, console: Console) -> int:
 def _evaluation_plots(directory: str, meta: dict, matrix: np.ndarray, names: list,
                       dataset: Dataset, logits: np.ndarray, labels: np.ndarray,
                       console: Console) -> None:
-    from nets.plots import plot_confident_mistakes, plot_confusion_matrix, plot_learning_curves
+    from digits.plots import plot_confident_mistakes, plot_confusion_matrix, plot_learning_curves
 
     out = Path(directory)
     _ensure_dir(out)
@@ -594,8 +595,8 @@ def _evaluation_plots(directory: str, meta: dict, matrix: np.ndarray, names: lis
 
 
 def run_prediction(args: argparse.Namespace, console: Console) -> int:
+    from digits.photos import load_digit, save_input_image
     from nets.errors import ImageError
-    from nets.images import load_digit, save_input_image
 
     model, params, meta = load_model_file(args.load)
     if meta.get("normalisation", NORMALISATION) != NORMALISATION or model.input_size != 784:
@@ -630,7 +631,7 @@ def run_prediction(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_import(args: argparse.Namespace, console: Console) -> int:
-    from nets.notebook import load_notebook_params
+    from digits.notebook import load_notebook_params
 
     params, sizes = load_notebook_params(args.import_notebook)
     model = make_mlp(sizes, "relu", "normal", 0.01)
@@ -639,7 +640,7 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
             "image_shape": [28, 28], "versions": _versions(), "history": [],
             "source": f"imported from {Path(args.import_notebook).name}"}
     _ensure_parent(args.save)
-    checkpoint.save_model(args.save, params, meta)
+    archive.save_model(args.save, params, meta)
     console.result(f"imported {args.import_notebook} ({'-'.join(map(str, sizes))}, sigmoid "
                    f"outputs, MSE) to {args.save}")
     if args.evaluate:
@@ -651,11 +652,11 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
 def run(args: argparse.Namespace) -> int:
     console = Console(args.quiet)
     if args.plots:
-        from nets.plots import require_matplotlib
+        from digits.plots import require_matplotlib
 
         require_matplotlib()
     if args.predict:
-        from nets.images import require_pillow
+        from digits.photos import require_pillow
 
         require_pillow()
     if args.import_notebook:
@@ -673,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = resolve(parser.parse_args(argv), parser)
     debug = args.debug or os.environ.get("DIGITS_DEBUG") == "1"
-    keep_freed_memory()  # no page faults for reused arrays: see nets/allocator.py
+    keep_freed_memory()  # no page faults for reused arrays: see digits/allocator.py
     try:
         return run(args)
     except NetsError as error:

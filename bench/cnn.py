@@ -24,7 +24,7 @@ processes hold the cores lose far more than they gain (up to 10x per step, measu
 Each line also gives CPU time, which counts only this process and so varies less there.
 
 Like train.py, the script first asks glibc's malloc to keep freed memory for reuse
-(nets/allocator.py); both implementations run in this process, so both get the setting.
+(digits/allocator.py); both implementations run in this process, so both get the setting.
 --default-malloc leaves malloc as it is, to see what the setting is worth.
 """
 
@@ -68,7 +68,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autodiff import tree_map, value_and_grad  # noqa: E402
-from nets.allocator import keep_freed_memory  # noqa: E402
+from digits.allocator import keep_freed_memory  # noqa: E402
 from nets.cnn import cnn, init_cnn  # noqa: E402
 from nets.costs import cross_entropy  # noqa: E402
 

@@ -1,6 +1,6 @@
 """How much does photo preprocessing matter? Accuracy on MNIST digits vs photos of them.
 
-Builds N synthetic photos from MNIST test digits (`nets.images.synthetic_photo`: dark ink
+Builds N synthetic photos from MNIST test digits (`digits.photos.synthetic_photo`: dark ink
 on light paper, a few hundred pixels, margins, uneven lighting, noise), turns each back into
 a 28x28 input with `to_mnist` (the MNIST-style pipeline) and with `naive_resize` (the whole
 photo shrunk, as the original notebook did), and prints the model's accuracy on the
@@ -27,8 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from digits.photos import naive_resize, synthetic_photo, to_mnist  # noqa: E402
 from nets.errors import ImageError, NetsError  # noqa: E402
-from nets.images import naive_resize, synthetic_photo, to_mnist  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist"
 
@@ -54,7 +54,7 @@ def load_predictor(path: str | os.PathLike[str]) -> Predictor:
     The model is rebuilt from its metadata as train.py does (`nets.models`), falling back
     to `nets.mlp.mlp`, then to a NumPy forward pass, where those modules are not there.
     """
-    from nets.checkpoint import load_model
+    from digits.archive import load_model
 
     params, meta = load_model(path, expect_input_size=784)
     try:
@@ -110,7 +110,7 @@ def quick_baseline(
 def load_mnist(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train_images, train_labels, test_images, test_labels) as uint8 arrays."""
     try:
-        from nets.data import load_dataset
+        from digits.datasets import load_dataset
     except ImportError:
         def read(name: str, offset: int) -> np.ndarray:
             with gzip.open(data_dir / name) as f:
@@ -200,7 +200,7 @@ def save_examples(directory: Path, photos, clean, naive) -> None:
     """The photo as it is, and the two 28x28 versions (x8, nearest neighbour), as PNGs."""
     from PIL import Image
 
-    from nets.images import save_input_image
+    from digits.photos import save_input_image
 
     directory.mkdir(parents=True, exist_ok=True)
     for i, (photo, c, n) in enumerate(zip(photos, clean, naive, strict=True)):

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 import autodiff.numpy as anp
+from autodiff.conv import conv2d, flatten, max_pool2d, to_layout
+from autodiff.conv import dropout as dropout_layer
 from nets.activations import relu
-from nets.conv import conv2d, flatten, max_pool2d, to_layout
-from nets.conv import dropout as dropout_layer
 from nets.errors import ConfigError
 
 POOL = 2  # every conv block ends with a 2x2 max pool, stride 2
@@ -174,7 +174,7 @@ def cnn(
     probability using `rng`; otherwise the network is deterministic.
     """
     _check_params(params)
-    # The conv blocks run batch-last, (C, H, W, batch): the fast layout (see nets.conv).
+    # The conv blocks run batch-last, (C, H, W, batch): the fast layout (see autodiff.conv).
     x = to_layout(_as_images(params, x), "NCHW", "CHWN")
     for layer in params["conv"]:
         w = layer["w"]

@@ -21,8 +21,8 @@ import numpy as np
 
 from autodiff import value_and_grad
 from nets.augment import random_shift
-from nets.data import one_hot
 from nets.errors import ConfigError, TrainingDiverged
+from nets.inputs import one_hot
 from nets.optimizers import SCHEDULES, Optimizer, learning_rate, make_optimizer
 
 Apply = Callable[[Any, Any], Any]

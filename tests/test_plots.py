@@ -1,11 +1,11 @@
-"""Tests for nets.plots: each plot writes a sensible PNG; matplotlib missing is one clear line."""
+"""Tests for digits.plots: each plot writes a sensible PNG; matplotlib missing is one clear line."""
 
 import sys
 
 import numpy as np
 import pytest
 
-from nets import plots
+from digits import plots
 from nets.errors import ConfigError, NetsError
 
 pytest.importorskip("matplotlib")

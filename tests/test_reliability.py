@@ -16,7 +16,7 @@ from idx_helpers import write_fake_mnist
 
 import train
 from autodiff import tree_leaves
-from nets.checkpoint import load_model
+from digits.archive import load_model
 from nets.errors import TrainingDiverged
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,9 +16,9 @@ from cli_helpers import cli
 from idx_helpers import FILE_NAMES, fake_mnist, write_fake_mnist, write_idx
 
 import train
-from nets.checkpoint import load_model, save_model
-from nets.data import prepare_images
+from digits.archive import load_model, save_model
 from nets.errors import CheckpointError, ConfigError, DataError
+from nets.inputs import prepare_images
 from nets.models import model_from_config
 
 N_TRAIN, N_TEST, VAL = 200, 60, 50

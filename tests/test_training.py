@@ -9,8 +9,8 @@ from idx_helpers import fake_mnist
 from autodiff import tree_leaves
 from nets.augment import random_shift
 from nets.costs import COSTS
-from nets.data import prepare_images
 from nets.errors import ConfigError, TrainingDiverged
+from nets.inputs import prepare_images
 from nets.models import make_mlp
 from nets.training import Split, TrainConfig, init_state, split, train
 from train import load_checkpoint, save_checkpoint

@@ -12,9 +12,9 @@ from idx_helpers import write_fake_mnist
 from PIL import Image
 
 import train
-from nets.checkpoint import load_model
-from nets.data import load_dataset
-from nets.images import synthetic_photo
+from digits.archive import load_model
+from digits.datasets import load_dataset
+from digits.photos import synthetic_photo
 
 NOTEBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed-notebook" \
     / "params_100_64_28.pkl"

@@ -1,4 +1,4 @@
-"""Tests for nets.images: photo -> MNIST-style 28x28, image files, synthetic photos."""
+"""Tests for digits.photos: photo -> MNIST-style 28x28, image files, synthetic photos."""
 
 import gzip
 import sys
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from nets import images
+from digits import photos as images
 from nets.errors import ImageError, NetsError
 
 Image = pytest.importorskip("PIL.Image")

@@ -23,10 +23,8 @@ Invariants:
 - `load` returns exactly what `save` was given (tree structure, dtypes, shapes, values) or
   raises `CheckpointError`; every member must be listed in meta.json with its true shape and
   dtype, every listed array must be present, and the tree must use each array exactly once.
-- `save` writes exactly to the path given (no suffix is added) and is atomic: it writes a
-  temporary file in the same directory, fsyncs it, `os.replace`s it onto the path and fsyncs
-  the directory, so a reader (or a crash) sees the old file or the new one, never a mix.
-  A process killed mid-save may leave a `.<name>.*.tmp` file behind, never a damaged model.
+- `save` writes exactly to the path given (no suffix is added), atomically
+  (`digits.files.atomic_write`): a reader, or a crash, sees the old file or the new one.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ import lzma
 import math
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 from typing import Any
@@ -44,6 +41,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from digits.files import atomic_write, write_error
 from nets.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -102,7 +100,10 @@ def save(path: str | os.PathLike, tree: Tree, meta: dict) -> None:
             f"cannot save {path}: meta is not JSON-serialisable ({exc}); "
             "use str/int/float/bool/None, lists and dicts with str keys"
         ) from exc
-    _atomic_write(path, lambda f: _write_zip(f, arrays, meta_bytes))
+    try:
+        atomic_write(path, lambda f: _write_zip(f, arrays, meta_bytes))
+    except OSError as exc:
+        raise CheckpointError(write_error(path, exc)) from exc
 
 
 def _json_default(obj: Any) -> Any:
@@ -163,56 +164,6 @@ def _write_zip(f: Any, arrays: dict[str, np.ndarray], meta_bytes: bytes) -> None
             with zf.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, array, allow_pickle=False)
         zf.writestr(zipfile.ZipInfo(META_MEMBER, date_time=_ZIP_DATE), meta_bytes)
-
-
-def _atomic_write(path: str, write: Any) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(
-            prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
-        )
-    except OSError as exc:
-        raise CheckpointError(
-            f"cannot write {path}: {exc.strerror or exc}; check that {directory} exists "
-            "and is writable"
-        ) from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise CheckpointError(
-                f"cannot write {path}: {exc.strerror or exc}; check the disk space and the "
-                "permissions of its directory (any previous file there is unchanged)"
-            ) from exc
-        raise
-    _fsync_directory(directory)
-
-
-def _umask() -> int:
-    # mkstemp creates files 0600; a saved model should get the usual permissions instead.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(directory: str) -> None:
-    # Makes the rename itself durable; directories cannot be opened this way on Windows.
-    if os.name == "nt":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------------- loading

@@ -1,4 +1,4 @@
-"""Tests for nets.checkpoint: round trips, atomic writes, and refusal of bad or hostile files."""
+"""Tests for digits.archive: round trips, atomic writes, and refusal of bad or hostile files."""
 
 import io
 import json
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from strategies import mutated
 
-from nets.checkpoint import FORMAT_VERSION, load, load_model, save, save_model
+from digits.archive import FORMAT_VERSION, load, load_model, save, save_model
 from nets.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,7 +269,7 @@ def test_interrupt_mid_write_cleans_up(tmp_path, monkeypatch):
 CHILD = """
 import sys
 import numpy as np
-from nets.checkpoint import save_model
+from digits.archive import save_model
 contents = [
     [{"w": np.full((784, 600), v, np.float32), "b": np.full(600, v, np.float32)},
      {"w": np.full((600, 10), v, np.float32), "b": np.full(10, v, np.float32)}]

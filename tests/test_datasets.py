@@ -1,4 +1,4 @@
-"""Tests for nets.data: IDX reading, dataset validation, where files come from, downloads.
+"""Tests for digits.datasets: IDX reading, dataset validation, where files come from, downloads.
 
 Downloads are tested against a local HTTP server on 127.0.0.1; nothing here touches the
 network or the user's real cache.
@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 from idx_helpers import FILE_NAMES, IDX_CODES, idx_bytes, write_fake_mnist, write_idx
 
-from nets import data
+from digits import datasets as data
 from nets.errors import DataError, DownloadError
+from nets.inputs import prepare_images
 
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = FILE_NAMES
 
@@ -515,26 +516,6 @@ def test_official_tables_are_complete():
         assert all(url.endswith("/") for url in source.mirrors)
 
 
-# ---------------------------------------------------------------------------- network inputs
-
-
-def test_prepare_images():
-    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
-    x = data.prepare_images(images)
-    assert x.dtype == np.float32 and x.shape == (1, 4)
-    np.testing.assert_allclose(x, [[0.0, 1.0, 0.2, 0.4]], rtol=1e-6)
-    assert data.NORMALISATION == "divide-255"
-
-
-def test_one_hot():
-    targets = data.one_hot(np.array([3, 0, 9], dtype=np.uint8))
-    assert targets.dtype == np.float32 and targets.shape == (3, 10)
-    assert targets.sum(axis=1).tolist() == [1, 1, 1]
-    assert targets.argmax(axis=1).tolist() == [3, 0, 9]
-    with pytest.raises(ValueError):
-        data.one_hot(np.array([10]))
-
-
 # ---------------------------------------------------------------------------- real MNIST
 
 
@@ -560,6 +541,6 @@ def test_real_mnist_shapes_and_counts(real_mnist):
 
 
 def test_real_mnist_prepared(real_mnist):
-    x = data.prepare_images(real_mnist[0].test_images)
+    x = prepare_images(real_mnist[0].test_images)
     assert x.shape == (10000, 784) and x.dtype == np.float32
     assert x.min() == 0.0 and x.max() == 1.0

@@ -1,7 +1,7 @@
 """Datasets: IDX reading, MNIST / Fashion-MNIST download with verification, the cache.
 
-Responsibility: turn "which dataset" into four validated uint8 arrays, and arrays into the
-float32 inputs and one-hot targets the networks use.
+Responsibility: turn "which dataset" into four validated uint8 arrays (`nets.inputs` turns
+them into the float32 inputs and one-hot targets the networks use).
 
 Invariants:
 - Every problem a user can cause (a missing, truncated, corrupt or inconsistent file, a bad
@@ -11,8 +11,8 @@ Invariants:
   `FASHION_MNIST_DIR` environment variable, the per-user cache. Files the user points at
   are read as they are (no checksum: re-compressed copies are legitimate); only downloads
   are checked against the official SHA-256 sums.
-- A download lands under its final name only when complete and verified (temp file in the
-  same directory, fsync, `os.replace`), so a file in the cache is always a verified one.
+- A download lands under its final name only when complete and verified
+  (`digits.files.atomic_write`), so a file in the cache is always a verified one.
 """
 
 from __future__ import annotations
@@ -21,18 +21,18 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 from tqdm import tqdm
 
+from digits.files import atomic_write
 from nets.errors import DataError, DownloadError
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
@@ -40,8 +40,6 @@ TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
 TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
 TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
 FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
-
-NORMALISATION = "divide-255"
 
 
 @dataclass(frozen=True)
@@ -441,35 +439,33 @@ def download_file(
     raise DownloadError(f"could not download {dest.name}; tried:\n{tried}")
 
 
+class _Refused(Exception):
+    """A mirror sent bytes that are not the file: the reason, for the list of failures."""
+
+
 def _try_download(
     url: str, dest: Path, sha256: str, size: int | None, progress: bool, timeout: float
 ) -> str | None:
     """Download one URL into `dest`; None on success, else why it failed."""
+
+    def write(out: BinaryIO) -> None:
+        digest = _stream(url, out, size, progress, timeout, label=dest.name)
+        if digest is None:
+            raise _Refused(f"sent more than the expected {size} bytes")
+        if digest != sha256:
+            raise _Refused(f"SHA-256 mismatch (got {digest[:16]}..., expected {sha256[:16]}...)")
+
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    except OSError as error:
-        return f"cannot write to {dest.parent} ({error.strerror or error})"
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            digest = _stream(url, out, size, progress, timeout, label=dest.name)
-            if digest is None:
-                return f"sent more than the expected {size} bytes"
-            if digest != sha256:
-                return f"SHA-256 mismatch (got {digest[:16]}..., expected {sha256[:16]}...)"
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
+        atomic_write(dest, write)  # only a complete, verified file gets the real name
         return None
+    except _Refused as refused:
+        return str(refused)
     except urllib.error.HTTPError as error:
         return f"HTTP {error.code} {error.reason}"
     except urllib.error.URLError as error:
         return f"cannot connect ({error.reason})"
     except (OSError, http.client.HTTPException, ValueError) as error:
         return f"{type(error).__name__}: {error}"
-    finally:
-        # Reached on every path; after a successful replace the temp name is gone already.
-        tmp.unlink(missing_ok=True)
 
 
 def _stream(
@@ -494,23 +490,3 @@ def _stream(
                 out.write(chunk)
                 bar.update(len(chunk))
     return digest.hexdigest()
-
-
-# ---------------------------------------------------------------------------- network inputs
-
-
-def prepare_images(images: np.ndarray) -> np.ndarray:
-    """(n, h, w) uint8 -> (n, h*w) float32 in [0, 1], by NORMALISATION ("divide-255")."""
-    if images.dtype != np.uint8 or images.ndim < 2:
-        raise ValueError(f"expected (n, h, w) uint8 images, got {images.dtype} {images.shape}")
-    return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
-
-
-def one_hot(labels: np.ndarray, num_classes: int = 10, dtype: Any = np.float32) -> np.ndarray:
-    """(n,) integer labels in 0..num_classes-1 -> (n, num_classes) one-hot rows."""
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or (labels.size and (labels.min() < 0 or labels.max() >= num_classes)):
-        raise ValueError(f"expected (n,) labels in 0..{num_classes - 1}, got {labels!r}")
-    targets = np.zeros((len(labels), num_classes), dtype=dtype)
-    targets[np.arange(len(labels)), labels] = 1.0
-    return targets
