@@ -1,4 +1,4 @@
-"""Convolution, pooling, flatten and dropout layers for images.
+"""Convolution, pooling and flatten layers for images.
 
 Shapes: images are `(batch, channels, height, width)` (NCHW) by default and convolution
 kernels `(out_channels, in_channels, kh, kw)` (OIHW). Every layer is a plain function of
@@ -353,7 +353,7 @@ def avg_pool2d(x: Any, size: int = 2, stride: int = 2, layout: str = "NCHW") -> 
     return pool_gather(x, weights, size=size, stride=stride, layout=layout)
 
 
-# -------------------------------------------------------------- flatten, dropout
+# ------------------------------------------------------------------------ flatten
 
 
 def flatten(x: Any) -> Any:
@@ -362,22 +362,3 @@ def flatten(x: Any) -> Any:
     if len(shape) < 1:
         raise ValueError("flatten needs an array with a batch axis, got a scalar")
     return anp.reshape(x, (shape[0], -1))
-
-
-def dropout(x: Any, rate: float, rng: np.random.Generator | None, train: bool) -> Any:
-    """Inverted dropout: zero each entry with probability `rate`, scale the rest by 1/(1-rate).
-
-    The scaling keeps the expected value of every entry, so at evaluation (`train`
-    False) the layer is the identity and needs no rescaling. The mask comes from `rng`
-    alone: the same generator state gives the same mask.
-    """
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
-    if not train or rate == 0.0:
-        return x
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError("dropout with train=True needs rng, a np.random.Generator")
-    dtype = np.asarray(unbox(x)).dtype
-    keep = rng.random(anp.shape(x)) >= rate
-    # The mask is a constant: the gradient flows through the kept entries, scaled alike.
-    return x * (keep.astype(dtype) * dtype.type(1.0 / (1.0 - rate)))

@@ -102,6 +102,29 @@ def _unflatten(treedef: TreeDef, leaves) -> Any:
     return tuple(children)
 
 
+def tree_paths(treedef: TreeDef) -> list[tuple]:
+    """The path of every leaf of `treedef`, in flattening order: a tuple of the dict keys,
+    list and tuple indices (ints) and namedtuple field names (strs) from the root down.
+    A tree that is a single leaf has the one path `()`."""
+    if treedef.kind == "leaf":
+        return [()]
+    if treedef.kind == "dict":
+        keys = treedef.data
+    elif treedef.kind == "namedtuple":
+        keys = treedef.data._fields
+    else:
+        keys = range(len(treedef.children))
+    return [(key, *rest) for key, child in zip(keys, treedef.children)
+            for rest in tree_paths(child)]
+
+
+def tree_flatten_with_path(tree: Any) -> tuple[list[tuple[tuple, Any]], TreeDef]:
+    """Like `tree_flatten`, with each leaf paired with its path (see `tree_paths`):
+    `([(path, leaf), ...], treedef)`. File formats name the stored arrays by these paths."""
+    leaves, treedef = tree_flatten(tree)
+    return list(zip(tree_paths(treedef), leaves)), treedef
+
+
 def tree_leaves(tree: Any) -> list:
     """The leaves of `tree`, in flattening order."""
     return tree_flatten(tree)[0]

@@ -1,4 +1,5 @@
-"""Model and training-checkpoint files: one `.npz` zip of `.npy` arrays plus `meta.json`.
+"""The container of model and checkpoint files: one `.npz` zip of `.npy` arrays plus
+`meta.json`. What goes in it (and what a model file must hold) is `digits.modelfile`'s.
 
 Format (version 1). The file is a zip archive that `np.load(path, allow_pickle=False)` can
 read. Every array of the pytree is one stored (uncompressed) `.npy` member named after its
@@ -12,8 +13,11 @@ a valid name component; a tree that is a single leaf uses `%root.npy`). The memb
      "arrays": {"params/0/w": {"shape": [784, 100], "dtype": "<f4"}, ...},
      "tree": {"dict": {"params": {"list": [{"dict": {"b": {"array": "params/0/b"}, ...}}]}}}}
 
-A tree node is `null` (None), `{"list": [...]}`, `{"tuple": [...]}`, `{"dict": {key: ...}}`
-(keys sorted) or a leaf `{"array": name}`; a leaf that was a Python int/float/bool also has
+The tree is encoded through `autodiff.tree` (`tree_flatten_with_path`), so anything
+`tree_flatten` takes apart is stored and comes back exactly. A tree node is `null` (None),
+`{"list": [...]}`, `{"tuple": [...]}`, `{"dict": {key: ...}}` (keys sorted),
+`{"namedtuple": {"module": ..., "name": ..., "fields": [[field, node], ...]}}` or a leaf
+`{"array": name}`; a leaf that was a Python int/float/bool also has
 `"python": "int" | "float" | "bool"` and comes back as that Python type (it is stored as a
 0-d array). Numpy scalars come back as 0-d arrays.
 
@@ -29,18 +33,22 @@ Invariants:
 
 from __future__ import annotations
 
+import collections
 import json
 import lzma
 import math
 import os
 import struct
+import sys
 import zipfile
 import zlib
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
+from autodiff.tree import LEAF, TreeDef, tree_flatten_with_path, tree_unflatten
 from digits.files import atomic_write, write_error
 from nets.errors import CheckpointError
 
@@ -57,7 +65,7 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _READ_ERRORS = (
     zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, KeyError,
     IndexError, TypeError, OverflowError, struct.error, zlib.error, lzma.LZMAError,
-    NotImplementedError, RuntimeError, MemoryError, SyntaxError, UnicodeError,
+    NotImplementedError, RuntimeError, SyntaxError, UnicodeError,
 )
 
 Tree = Any
@@ -74,7 +82,7 @@ def save(path: str | os.PathLike, tree: Tree, meta: dict) -> None:
     """
     path = os.fspath(path)
     arrays: dict[str, np.ndarray] = {}
-    tree_json = _encode_tree(tree, (), arrays, path)
+    tree_json = _encode_tree(tree, arrays, path)
     if not isinstance(meta, dict):
         raise CheckpointError(f"cannot save {path}: meta must be a dict, got {type(meta).__name__}")
     kind = meta.get("kind")
@@ -112,35 +120,51 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-def _encode_tree(node: Tree, where: tuple[str, ...], arrays: dict, path: str) -> Any:
-    if node is None:
-        return None
-    if isinstance(node, dict):
-        for key in node:
-            if not isinstance(key, str):
-                raise CheckpointError(
-                    f"cannot save {path}: dict key {key!r} at {_where(where)} is not a str"
-                )
-        return {"dict": {k: _encode_tree(node[k], (*where, _component(k)), arrays, path)
-                         for k in sorted(node)}}
-    if isinstance(node, (list, tuple)):
-        children = [_encode_tree(c, (*where, str(i)), arrays, path) for i, c in enumerate(node)]
-        return {"tuple" if isinstance(node, tuple) else "list": children}
-    python = next((n for n, t in _PYTHON_TYPES.items() if type(node) is t), None)
-    if python is None and not isinstance(node, (np.ndarray, np.generic)):
+def _encode_tree(tree: Tree, arrays: dict, path: str) -> Any:
+    """The JSON description of `tree`; its arrays go into `arrays`, named by their paths."""
+    try:
+        pairs, treedef = tree_flatten_with_path(tree)
+    except TypeError as error:  # dict keys that cannot be sorted together
+        raise CheckpointError(f"cannot save {path}: {error}; dict keys must be str") from None
+    nodes = [_encode_leaf(where, leaf, arrays, path) for where, leaf in pairs]
+    return _encode_node(treedef, iter(nodes), path)
+
+
+def _encode_leaf(where: tuple, leaf: Any, arrays: dict, path: str) -> dict:
+    python = next((n for n, t in _PYTHON_TYPES.items() if type(leaf) is t), None)
+    if python is None and not isinstance(leaf, (np.ndarray, np.generic)):
         raise CheckpointError(
-            f"cannot save {path}: the leaf at {_where(where)} is a {type(node).__name__}; "
+            f"cannot save {path}: the leaf at {_where(where)} is a {type(leaf).__name__}; "
             "only numpy arrays and Python int/float/bool can be saved"
         )
-    array = np.asarray(node)
+    array = np.asarray(leaf)
     if array.dtype.kind not in _ALLOWED_KINDS:
         raise CheckpointError(
             f"cannot save {path}: the array at {_where(where)} has dtype {array.dtype}; only "
             "bool and numeric arrays can be saved (object arrays would need pickle)"
         )
-    name = "/".join(where) if where else "%root"
+    name = "/".join(_component(str(key)) for key in where) if where else "%root"
     arrays[name] = array
     return {"array": name} if python is None else {"array": name, "python": python}
+
+
+def _encode_node(treedef: TreeDef, leaves: Iterator[dict], path: str) -> Any:
+    kind = treedef.kind
+    if kind == "leaf":
+        return next(leaves)
+    if kind == "none":
+        return None
+    children = [_encode_node(child, leaves, path) for child in treedef.children]
+    if kind == "dict":
+        for key in treedef.data:
+            if not isinstance(key, str):
+                raise CheckpointError(f"cannot save {path}: dict key {key!r} is not a str")
+        return {"dict": dict(zip(treedef.data, children))}
+    if kind == "namedtuple":
+        cls = treedef.data
+        return {"namedtuple": {"module": cls.__module__, "name": cls.__qualname__,
+                               "fields": [[f, c] for f, c in zip(cls._fields, children)]}}
+    return {kind: children}
 
 
 def _component(key: str) -> str:
@@ -153,8 +177,8 @@ def _component(key: str) -> str:
     return text
 
 
-def _where(where: tuple[str, ...]) -> str:
-    return "/".join(where) or "the root"
+def _where(where: tuple) -> str:
+    return "/".join(map(str, where)) or "the root"
 
 
 def _write_zip(f: Any, arrays: dict[str, np.ndarray], meta_bytes: bytes) -> None:
@@ -334,18 +358,17 @@ def _read_member(
 
 
 def _decode_tree(node: Any, values: dict, used: set, path: str) -> Tree:
+    leaves: list = []
+    treedef = _decode_node(node, values, used, leaves, path)
+    return tree_unflatten(treedef, leaves)
+
+
+def _decode_node(node: Any, values: dict, used: set, leaves: list, path: str) -> TreeDef:
     if node is None:
-        return None
-    if isinstance(node, dict) and len(node) == 1 and "dict" in node:
-        children = node["dict"]
-        if isinstance(children, dict):
-            return {k: _decode_tree(c, values, used, path) for k, c in children.items()}
-    elif isinstance(node, dict) and len(node) == 1 and ("list" in node or "tuple" in node):
-        children = node.get("list", node.get("tuple"))
-        if isinstance(children, list):
-            decoded = [_decode_tree(c, values, used, path) for c in children]
-            return decoded if "list" in node else tuple(decoded)
-    elif isinstance(node, dict) and "array" in node and set(node) <= {"array", "python"}:
+        return TreeDef("none", None, ())
+    if not (isinstance(node, dict) and len(node) in (1, 2)):
+        raise CheckpointError(f"{path} is damaged: meta.json has a malformed tree node")
+    if "array" in node and set(node) <= {"array", "python"}:
         name = node["array"]
         if not isinstance(name, str) or name not in values:
             raise CheckpointError(
@@ -356,8 +379,43 @@ def _decode_tree(node: Any, values: dict, used: set, path: str) -> Tree:
                 f"{path} is damaged: the tree in meta.json uses array {name!r} twice"
             )
         used.add(name)
-        return _leaf(values[name], node.get("python"), name, path)
+        leaves.append(_leaf(values[name], node.get("python"), name, path))
+        return LEAF
+    (kind, children), = node.items() if len(node) == 1 else ((None, None),)
+    if kind == "dict" and isinstance(children, dict):
+        keys = tuple(sorted(children))
+        return TreeDef("dict", keys, tuple(
+            _decode_node(children[k], values, used, leaves, path) for k in keys))
+    if kind in ("list", "tuple") and isinstance(children, list):
+        return TreeDef(kind, None, tuple(
+            _decode_node(c, values, used, leaves, path) for c in children))
+    if kind == "namedtuple" and isinstance(children, dict):
+        cls = _namedtuple_class(children, path)
+        return TreeDef("namedtuple", cls, tuple(
+            _decode_node(c, values, used, leaves, path) for _, c in children["fields"]))
     raise CheckpointError(f"{path} is damaged: meta.json has a malformed tree node")
+
+
+def _namedtuple_class(node: dict, path: str) -> type:
+    """The namedtuple class a tree node names: the very class when its module is already
+    imported (nothing is imported on a file's say-so), else a namedtuple of the same name
+    and fields."""
+    module, name, pairs = node.get("module"), node.get("name"), node.get("fields")
+    if not (isinstance(module, str) and isinstance(name, str) and isinstance(pairs, list)
+            and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+                    for p in pairs)):
+        raise CheckpointError(f"{path} is damaged: meta.json has a malformed namedtuple node")
+    field_names = tuple(p[0] for p in pairs)
+    found: Any = sys.modules.get(module)
+    for part in name.split("."):
+        found = getattr(found, part, None)
+    if isinstance(found, type) and issubclass(found, tuple) and \
+            getattr(found, "_fields", None) == field_names:
+        return found
+    try:
+        return collections.namedtuple(name.rsplit(".", 1)[-1], field_names)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path} is damaged: bad namedtuple {name!r} ({error})") from None
 
 
 def _leaf(array: np.ndarray, python: Any, name: str, path: str) -> Any:
@@ -369,102 +427,3 @@ def _leaf(array: np.ndarray, python: Any, name: str, path: str) -> Any:
             f"{path} is damaged: array {name!r} cannot be the Python {python!r} meta.json says"
         )
     return _PYTHON_TYPES[python](array.item())
-
-
-# ---------------------------------------------------------------------------------- models
-
-def save_model(path: str | os.PathLike, params: list[dict], meta: dict) -> None:
-    """Save MLP params (a list of `{"w": (fan_in, fan_out), "b": (fan_out,)}`) as a model.
-
-    `meta["layer_sizes"]` is filled in from the shapes when absent and checked when given;
-    "kind" is set to "model" and "model" defaults to "mlp".
-    """
-    path = os.fspath(path)
-    meta = {**meta, "kind": "model"}
-    meta.setdefault("model", "mlp")
-    if meta["model"] == "mlp":
-        if not (isinstance(params, list) and params
-                and all(isinstance(p, dict) and set(p) == {"w", "b"} for p in params)):
-            raise CheckpointError(
-                f"cannot save {path}: MLP params must be a non-empty list of {{'w', 'b'}} dicts"
-            )
-        params = [{k: np.asarray(v) for k, v in layer.items()} for layer in params]
-        if "layer_sizes" not in meta:
-            meta["layer_sizes"] = [int(params[0]["w"].shape[0])] + [
-                int(layer["w"].shape[-1]) for layer in params
-            ]
-        _check_mlp(params, meta["layer_sizes"], f"cannot save {path}")
-        meta["layer_sizes"] = [int(n) for n in meta["layer_sizes"]]
-    save(path, {"params": params}, meta)
-
-
-def load_model(
-    path: str | os.PathLike,
-    *,
-    expect_input_size: int | None = None,
-    expect_classes: int | None = None,
-) -> tuple[list[dict], dict]:
-    """Load a model saved by `save_model`: returns `(params, meta)`.
-
-    Checks the kind, and for MLPs that the layers' shapes match `meta["layer_sizes"]` and
-    that the weights are finite; with `expect_input_size`/`expect_classes`, that the model
-    fits the data. Any mismatch raises CheckpointError.
-    """
-    path = os.fspath(path)
-    tree, meta = load(path)
-    if meta["kind"] != "model":
-        raise CheckpointError(
-            f"{path} is a {meta['kind']!r} file, not a model; give a model file saved by train.py"
-        )
-    if not (isinstance(tree, dict) and set(tree) == {"params"}):
-        raise CheckpointError(f"{path} is damaged: a model file holds exactly one 'params' tree")
-    params = tree["params"]
-    if meta.get("model", "mlp") != "mlp":
-        return params, meta
-    layer_sizes = meta.get("layer_sizes")
-    _check_mlp(params, layer_sizes, f"{path} is damaged")
-    for l, layer in enumerate(params, start=1):
-        for key in ("w", "b"):
-            if not np.isfinite(layer[key]).all():
-                raise CheckpointError(
-                    f"{path}: layer {l} {key} contains NaN or infinite values; re-train the model"
-                )
-    for expected, actual, what in ((expect_input_size, layer_sizes[0], "inputs"),
-                                   (expect_classes, layer_sizes[-1], "classes")):
-        if expected is not None and expected != actual:
-            data_word = "the data has" if what == "inputs" else "the data needs"
-            raise CheckpointError(
-                f"model {path} expects {actual} {what} but {data_word} {expected}; "
-                "use a model trained on this kind of data, or train a new one"
-            )
-    return params, meta
-
-
-def _check_mlp(params: Any, layer_sizes: Any, context: str) -> None:
-    """Raise CheckpointError unless `params` is an MLP whose shapes follow `layer_sizes`."""
-    if not (isinstance(layer_sizes, (list, tuple)) and len(layer_sizes) >= 2
-            and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
-                    for n in layer_sizes)):
-        raise CheckpointError(
-            f"{context}: layer_sizes must be a list of at least two positive ints, "
-            f"got {layer_sizes!r}"
-        )
-    if not (isinstance(params, list)
-            and all(isinstance(p, dict) and set(p) == {"w", "b"} for p in params)):
-        raise CheckpointError(f"{context}: params are not a list of {{'w', 'b'}} layers")
-    if len(params) != len(layer_sizes) - 1:
-        raise CheckpointError(
-            f"{context}: it has {len(params)} layers but layer_sizes {list(layer_sizes)} "
-            f"describe {len(layer_sizes) - 1}"
-        )
-    for l, layer in enumerate(params, start=1):
-        want = {"w": (layer_sizes[l - 1], layer_sizes[l]), "b": (layer_sizes[l],)}
-        for key, shape in want.items():
-            value = layer[key]
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-                raise CheckpointError(f"{context}: layer {l} {key} is not a float array")
-            if value.shape != tuple(int(n) for n in shape):
-                raise CheckpointError(
-                    f"{context}: layer {l} {key} has shape {value.shape}, but layer_sizes "
-                    f"{list(layer_sizes)} need {tuple(int(n) for n in shape)}"
-                )

@@ -261,3 +261,19 @@ def _convert(obj: Any, path: str) -> tuple[list[dict], list[int]]:
         sizes.append(fan_out)
         params.append({"w": w32, "b": b32})
     return params, sizes
+
+
+def import_notebook_params(pickle_path: str | os.PathLike, save: str | os.PathLike) -> list[int]:
+    """Convert the notebook's parameters into a model file at `save` (the seed recipe's
+    settings with the notebook's layer sizes). Returns the layer sizes."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from digits.modelfile import save_model
+    from nets.config import SEED
+
+    params, sizes = load_notebook_params(pickle_path)
+    save_model(save, params, replace(SEED, layers=tuple(sizes)).check(), {
+        "dataset": "mnist", "class_names": [str(i) for i in range(10)], "image_shape": [28, 28],
+        "history": [], "source": f"imported from {Path(pickle_path).name}"})
+    return sizes

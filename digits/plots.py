@@ -196,3 +196,23 @@ def plot_confident_mistakes(
 def _percent(p: float) -> str:
     """97% -- but 99.7% rather than a rounded 100% for a prediction that was wrong."""
     return f"{p:.0%}" if p < 0.995 else f"{min(p, 0.999):.1%}"
+
+
+def plot_evaluation(directory: PathLike, history: Sequence[Mapping] | None, matrix: np.ndarray,
+                    class_names: Sequence[str], images: np.ndarray, labels: np.ndarray,
+                    probabilities: np.ndarray) -> list[Path]:
+    """The plots of an evaluation in `directory`: the learning curves (when there is a
+    history), the confusion matrix and the most confident mistakes. Returns the paths."""
+    out = Path(directory)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NetsError(f"cannot create the directory {out}: {e.strerror}") from None
+    written = []
+    if history:
+        written.append(plot_learning_curves(history, out / "learning_curves.png"))
+    written.append(plot_confusion_matrix(matrix, list(class_names), out / "confusion_matrix.png"))
+    predicted = np.argmax(probabilities, axis=1)
+    written.append(plot_confident_mistakes(images, labels, predicted, probabilities.max(axis=1),
+                                           list(class_names), out / "confident_mistakes.png"))
+    return written

@@ -1,14 +1,13 @@
 """A small convolutional network for digits: parameters as data, the network as a function.
 
 Architecture (for the defaults): conv 3x3, 32 channels (padding 1) -> relu -> max pool 2
--> conv 3x3, 64 -> relu -> max pool 2 -> flatten -> dense 128 -> relu -> (dropout) ->
+-> conv 3x3, 64 -> relu -> max pool 2 -> flatten -> dense 128 -> relu ->
 dense 10 logits.
 
 Params are a dict `{"conv": [{"w": (C_out, C_in, k, k), "b": (C_out,)}, ...],
 "dense": [{"w": (fan_in, fan_out), "b": (fan_out,)}, ...]}`: the dense layers use the
-MLP's layout. Everything needed to rebuild the architecture can be read back from the
-shapes (`cnn_config`), so a saved model needs no extra description:
-`init_cnn(rng, **cnn_config(params))` makes params of the same shapes.
+MLP's layout. `cnn_config` reads the architecture back from the shapes, for the layer
+summary and for error messages that name the image size the params were built for.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import numpy as np
 
 import autodiff.numpy as anp
 from autodiff.conv import conv2d, flatten, max_pool2d, to_layout
-from autodiff.conv import dropout as dropout_layer
 from nets.activations import relu
 from nets.errors import ConfigError
 
@@ -136,7 +134,6 @@ def cnn_layer_summary(params: dict[str, list[dict[str, Any]]]) -> list[dict[str,
         layers.append({"layer": "dense", "output_shape": [width], "params": _count(layer)})
         if i < len(params["dense"]) - 1:
             layers.append({"layer": "relu", "output_shape": [width], "params": 0})
-            layers.append({"layer": "dropout", "output_shape": [width], "params": 0})
     return layers
 
 
@@ -160,19 +157,8 @@ def _as_images(params: dict[str, list[dict[str, Any]]], x: Any) -> Any:
     )
 
 
-def cnn(
-    params: dict[str, list[dict[str, Any]]],
-    x: Any,
-    *,
-    train: bool = False,
-    rng: np.random.Generator | None = None,
-    dropout: float = 0.0,
-) -> Any:
-    """Logits (batch, num_classes) for images x: (batch, 784) or (batch, 1, 28, 28) in [0, 1].
-
-    With `train` true and `dropout` > 0, hidden dense units are dropped with that
-    probability using `rng`; otherwise the network is deterministic.
-    """
+def cnn(params: dict[str, list[dict[str, Any]]], x: Any) -> Any:
+    """Logits (batch, num_classes) for images x: (batch, 784) or (batch, 1, 28, 28) in [0, 1]."""
     _check_params(params)
     # The conv blocks run batch-last, (C, H, W, batch): the fast layout (see autodiff.conv).
     x = to_layout(_as_images(params, x), "NCHW", "CHWN")
@@ -192,7 +178,7 @@ def cnn(
             f"({cnn_config(params)['input_shape']})"
         )
     for layer in params["dense"][:-1]:
-        x = dropout_layer(relu(x @ layer["w"] + layer["b"]), dropout, rng, train)
+        x = relu(x @ layer["w"] + layer["b"])
     last = params["dense"][-1]
     return x @ last["w"] + last["b"]
 

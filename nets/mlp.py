@@ -29,8 +29,9 @@ def init_mlp(
 
     `init`: "he" (N(0, 2/fan_in), for ReLU), "xavier" (N(0, 2/(fan_in + fan_out)), for
     tanh and sigmoid) or "normal" (N(0, 1) * scale; the original notebook used 0.01).
+    The sizes are not checked here: `nets.config.Settings.check` does that, once.
     """
-    sizes = check_sizes(sizes)
+    sizes = [int(n) for n in sizes]
     if init not in INITS:
         raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
     params = []
@@ -44,17 +45,6 @@ def init_mlp(
         w = rng.standard_normal((fan_in, fan_out)) * std
         params.append({"w": w.astype(dtype), "b": np.zeros(fan_out, dtype=dtype)})
     return params
-
-
-def check_sizes(sizes: Sequence[int]) -> list[int]:
-    """The layer sizes as ints, or a ConfigError saying what is wrong with them."""
-    sizes = list(sizes)
-    if len(sizes) < 2:
-        raise ConfigError(f"an MLP needs at least two layer sizes (input, output), got {sizes}")
-    for size in sizes:
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ConfigError(f"layer sizes must be positive integers, got {sizes}")
-    return [int(s) for s in sizes]
 
 
 def layer_sizes(params: list[dict[str, Any]]) -> list[int]:

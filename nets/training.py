@@ -19,52 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from autodiff import value_and_grad
+from autodiff import tree_leaves, value_and_grad
 from nets.augment import random_shift
+from nets.config import Settings
 from nets.errors import ConfigError, TrainingDiverged
 from nets.inputs import one_hot
-from nets.optimizers import SCHEDULES, Optimizer, learning_rate, make_optimizer
+from nets.metrics import accuracy
+from nets.optimizers import learning_rate, make_optimizer
 
 Apply = Callable[[Any, Any], Any]
 Cost = Callable[[Any, Any], Any]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train. `batch_size=0` means full-batch gradient descent."""
-
-    epochs: int = 8
-    batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    patience: int = 0  # epochs without a better validation loss before stopping; 0: never
-    seed: int = 0
-    shift: int = 0  # training images move by up to this many pixels (random_shift)
-
-    def check(self, train_size: int) -> None:
-        """Raise ConfigError naming the first setting that cannot work."""
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 0:
-            raise ConfigError(
-                f"batch size must be positive (0 for full batch), got {self.batch_size}")
-        if self.batch_size > train_size:
-            raise ConfigError(
-                f"batch size {self.batch_size} is larger than the {train_size} training "
-                "examples; use a smaller one, or 0 for full-batch training"
-            )
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"learning rate must be a positive number, got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(
-                f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if self.shift < 0:
-            raise ConfigError(f"shift must be >= 0 pixels, got {self.shift}")
-        if self.patience < 0:
-            raise ConfigError(f"patience must be >= 0, got {self.patience}")
-        make_optimizer(self.optimizer, self.weight_decay)
 
 
 @dataclass(frozen=True)
@@ -99,7 +63,7 @@ class TrainState:
     """Everything needed to continue training after the last completed step."""
 
     params: Any
-    opt_state: Any
+    opt_state: Any  # None until the first step, which initialises it
     rng_state: dict  # the shuffling RNG at the start of `epoch`
     epoch: int = 0  # epochs completed
     step: int = 0  # steps completed inside the current epoch
@@ -112,15 +76,14 @@ class TrainState:
     best_val_loss: float = math.inf
     best_epoch: int = -1
     bad_epochs: int = 0
+    first_loss: float | None = None  # the first step's loss, the yardstick of divergence
     stop_reason: str = ""  # "", "completed", "early stopping", "interrupted"
 
 
-def init_state(params: Any, config: TrainConfig) -> TrainState:
+def init_state(params: Any, settings: Settings) -> TrainState:
     """The state before the first step."""
-    optimizer = make_optimizer(config.optimizer, config.weight_decay)
-    rng = np.random.default_rng(config.seed)
-    return TrainState(params=params, opt_state=optimizer.init(params),
-                      rng_state=rng.bit_generator.state)
+    rng = np.random.default_rng(settings.seed)
+    return TrainState(params=params, opt_state=None, rng_state=rng.bit_generator.state)
 
 
 def evaluate(
@@ -131,8 +94,7 @@ def evaluate(
     logits = np.concatenate(
         [apply(params, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     loss = float(cost(logits, one_hot(labels, num_classes, logits.dtype)))
-    accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
-    return loss, accuracy, logits
+    return loss, accuracy(np.argmax(logits, axis=1), labels), logits
 
 
 def _loss_and_logits(apply: Apply, cost: Cost) -> Callable:
@@ -151,13 +113,13 @@ def train(
     apply: Apply,
     cost: Cost,
     data: Split,
-    config: TrainConfig,
+    settings: Settings,
     *,
     on_step: Callable[[TrainState], None] | None = None,
     on_epoch: Callable[[TrainState], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainState:
-    """Train from `state` until `config.epochs` epochs are done, early stopping, or
+    """Train from `state` until `settings.epochs` epochs are done, early stopping, or
     `should_stop()` is true after a step. Returns the final state (the best parameters
     restored when early stopping is on and validation data exists).
 
@@ -166,27 +128,31 @@ def train(
     Raises TrainingDiverged, before touching the state, when the loss or the gradients
     stop being finite, or at an epoch's end the parameters or the validation loss.
     """
-    config.check(len(data.train_x))
-    optimizer: Optimizer = make_optimizer(config.optimizer, config.weight_decay)
+    settings.check(examples=len(data.train_x))
+    optimizer = make_optimizer(settings.optimizer, settings.weight_decay)
+    if state.opt_state is None:
+        state = replace(state, opt_state=optimizer.init(state.params))
     step_fn = _loss_and_logits(apply, cost)
     n = len(data.train_x)
-    batch = config.batch_size or n
+    batch = settings.batch_size or n
     steps_per_epoch = math.ceil(n / batch)
     state = replace(state, stop_reason="")
     epoch_start = time.perf_counter()
-    while state.epoch < config.epochs:
+    while state.epoch < settings.epochs:
         rng = np.random.default_rng()
         rng.bit_generator.state = state.rng_state
         order = rng.permutation(n) if batch < n else np.arange(n)
-        lr = learning_rate(config.schedule, config.lr, state.epoch, config.epochs)
+        lr = learning_rate(settings.schedule, settings.lr, state.epoch, settings.epochs)
         while state.step < steps_per_epoch:
             index = order[state.step * batch:(state.step + 1) * batch]
             x, labels = data.train_x[index], data.train_labels[index]
-            if config.shift:
-                x = _augment(x, data, config, state.total_steps)
+            if settings.shift:
+                x = _augment(x, data, settings, state.total_steps)
             targets = one_hot(labels, data.num_classes, x.dtype)
             (loss, logits), grads = step_fn(state.params, x, targets)
             _check_finite(loss, grads, state, lr)
+            if state.first_loss is None:
+                state = replace(state, first_loss=float(loss))
             params, opt_state = optimizer.update(state.params, grads, state.opt_state, lr)
             state = replace(
                 state, params=params, opt_state=opt_state, step=state.step + 1,
@@ -199,7 +165,8 @@ def train(
                 on_step(state)
             if should_stop is not None and should_stop():
                 return replace(state, stop_reason="interrupted")
-        state = _end_epoch(state, rng, apply, cost, data, config, time.perf_counter() - epoch_start)
+        seconds = time.perf_counter() - epoch_start
+        state = _end_epoch(state, rng, apply, cost, data, settings, seconds)
         epoch_start = time.perf_counter()
         if on_epoch is not None:
             on_epoch(state)
@@ -208,22 +175,34 @@ def train(
     return _finish(state)
 
 
-def _augment(x: np.ndarray, data: Split, config: TrainConfig, step: int) -> np.ndarray:
+def _augment(x: np.ndarray, data: Split, settings: Settings, step: int) -> np.ndarray:
     # Seeded by (seed, step), so a resumed run draws the same shifts without saving state.
     if data.image_shape is None:
         raise ConfigError("shift needs images: the data has no image shape")
-    rng = np.random.default_rng((config.seed, step))
-    return random_shift(x, rng, data.image_shape, config.shift)
+    rng = np.random.default_rng((settings.seed, step))
+    return random_shift(x, rng, data.image_shape, settings.shift)
+
+
+# A loss this many times the first step's has not been reached by any run that went on to
+# learn: the steps overshoot, and the loss climbs until it overflows (sgd at --lr 1e6
+# reaches 3.5e28 before NaN). Stopping here says so at once, in the words NaN gets.
+EXPLODED = 1e3
 
 
 def _check_finite(loss: Any, grads: Any, state: TrainState, lr: float) -> None:
-    from autodiff import tree_leaves
-
-    if math.isfinite(float(loss)) and all(np.all(np.isfinite(g)) for g in tree_leaves(grads)):
+    value = float(loss)
+    exploded = state.first_loss is not None and value > EXPLODED * max(state.first_loss, 1e-3)
+    if math.isfinite(value) and not exploded and \
+            all(np.all(np.isfinite(g)) for g in tree_leaves(grads)):
         return
-    what = "loss" if not math.isfinite(float(loss)) else "gradient"
+    if exploded:
+        what = f"loss exploded to {value:.3g} ({EXPLODED:g} times the first step's)"
+    elif not math.isfinite(value):
+        what = f"loss became {value}"
+    else:
+        what = "gradient became NaN or inf"
     raise TrainingDiverged(
-        f"training diverged: the {what} became {float(loss) if what == 'loss' else 'NaN or inf'} "
+        f"training diverged: the {what} "
         f"at epoch {state.epoch + 1}, step {state.step + 1} (learning rate {lr:g}); "
         "try a smaller learning rate (--lr)"
     )
@@ -233,8 +212,6 @@ def _check_epoch_end(state: TrainState, val_loss: float | None, lr: float) -> No
     """The epoch's last update can overflow the parameters, or make them so large that the
     outputs overflow, with no later step to notice; the history and checkpoint (JSON) must
     not record such an epoch either."""
-    from autodiff import tree_leaves
-
     if not all(np.all(np.isfinite(p)) for p in tree_leaves(state.params)):
         what = "parameters became NaN or inf"
     elif val_loss is not None and not math.isfinite(val_loss):
@@ -249,7 +226,7 @@ def _check_epoch_end(state: TrainState, val_loss: float | None, lr: float) -> No
 
 def _end_epoch(
     state: TrainState, rng: np.random.Generator, apply: Apply, cost: Cost,
-    data: Split, config: TrainConfig, seconds: float,
+    data: Split, settings: Settings, seconds: float,
 ) -> TrainState:
     entry = {
         "epoch": state.epoch + 1,
@@ -257,7 +234,7 @@ def _end_epoch(
         "train_accuracy": state.hits / max(state.seen, 1),
         "val_loss": None,
         "val_accuracy": None,
-        "lr": learning_rate(config.schedule, config.lr, state.epoch, config.epochs),
+        "lr": learning_rate(settings.schedule, settings.lr, state.epoch, settings.epochs),
         "seconds": seconds,
     }
     if len(data.val_x):
@@ -266,8 +243,8 @@ def _end_epoch(
     _check_epoch_end(state, entry["val_loss"], entry["lr"])
     state = replace(state, epoch=state.epoch + 1, step=0, loss_sum=0.0, hits=0, seen=0,
                     rng_state=rng.bit_generator.state, history=state.history + [entry])
-    state = _track_best(state, entry["val_loss"], config.patience)
-    if not state.stop_reason and state.epoch >= config.epochs:
+    state = _track_best(state, entry["val_loss"], settings.patience)
+    if not state.stop_reason and state.epoch >= settings.epochs:
         state = replace(state, stop_reason="completed")
     return state
 

@@ -1,5 +1,7 @@
 """Tests for digits.archive: round trips, atomic writes, and refusal of bad or hostile files."""
 
+import collections
+import dataclasses
 import io
 import json
 import os
@@ -19,10 +21,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from strategies import mutated
 
-from digits.archive import FORMAT_VERSION, load, load_model, save, save_model
+from digits import modelfile
+from digits.archive import FORMAT_VERSION, load, save
+from nets.config import MLP
 from nets.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+Pair = collections.namedtuple("Pair", "first second")
 
 
 def small_params(rng=None, sizes=(4, 3, 2), dtype=np.float32):
@@ -31,6 +38,23 @@ def small_params(rng=None, sizes=(4, 3, 2), dtype=np.float32):
         {"w": rng.standard_normal((m, n)).astype(dtype), "b": rng.standard_normal(n).astype(dtype)}
         for m, n in zip(sizes[:-1], sizes[1:], strict=True)
     ]
+
+
+def save_model(path, params, meta):
+    """A model file of MLP params (the usual payload of archives), sizes read off the shapes."""
+    sizes = [params[0]["w"].shape[0]] + [layer["w"].shape[1] for layer in params]
+    settings = dataclasses.replace(MLP, layers=tuple(sizes))
+    modelfile.save_model(path, params, settings, {
+        "dataset": "mnist", "class_names": [str(i) for i in range(sizes[-1])],
+        "image_shape": [28, 28], **meta})
+
+
+def load_model(path, expect_input_size=None, expect_classes=None):
+    model = modelfile.load_model(path)
+    if expect_input_size is not None or expect_classes is not None:
+        model.check_fits("the data", expect_input_size or model.network.input_size,
+                         expect_classes or model.network.num_classes)
+    return model.params, model.meta
 
 
 def assert_same_tree(a, b):
@@ -139,16 +163,16 @@ def test_save_model_load_model(tmp_path):
     save_model(str(path), params, {"accuracy": np.float64(0.9), "epochs": np.int64(2)})
     got, meta = load_model(path, expect_input_size=5, expect_classes=2)
     assert_same_tree(params, got)
-    assert meta == {"kind": "model", "model": "mlp", "layer_sizes": [5, 4, 3, 2],
-                    "accuracy": 0.9, "epochs": 2}
+    assert meta["settings"]["layers"] == [5, 4, 3, 2] and meta["kind"] == "model"
+    assert meta["accuracy"] == 0.9 and meta["epochs"] == 2
 
 
-def test_unknown_model_kind_passes_generic_checks(tmp_path):
-    tree = [{"kernel": np.ones((3, 3, 1, 4), np.float32)}]
-    save_model(tmp_path / "c.npz", tree, {"model": "conv"})
-    got, meta = load_model(tmp_path / "c.npz")
+def test_namedtuples_round_trip_as_their_own_class(tmp_path):
+    tree = {"state": Pair(np.ones(2), [Pair(1, None)])}
+    save(tmp_path / "n.npz", tree, {"kind": "checkpoint"})
+    got, _ = load(tmp_path / "n.npz")
+    assert type(got["state"]) is Pair and type(got["state"].second[0]) is Pair
     assert_same_tree(tree, got)
-    assert meta["model"] == "conv"
 
 
 leaf_arrays = hnp.arrays(
@@ -209,8 +233,10 @@ def test_save_refuses_bad_meta(tmp_path, meta, words):
 
 
 def test_save_model_checks_shapes_and_reports_unwritable_dirs(tmp_path):
-    with pytest.raises(CheckpointError, match="layer 2 w has shape"):
-        save_model(tmp_path / "m.npz", small_params(), {"layer_sizes": [4, 3, 5]})
+    settings = dataclasses.replace(MLP, layers=(4, 3, 5))
+    with pytest.raises(CheckpointError, match="parameter 1/b has shape"):
+        modelfile.save_model(tmp_path / "m.npz", small_params(), settings, {
+            "dataset": "mnist", "class_names": list("abcde"), "image_shape": [28, 28]})
     with pytest.raises(CheckpointError, match="does-not-exist"):
         save_model(tmp_path / "does-not-exist" / "m.npz", small_params(), {})
 
@@ -269,7 +295,8 @@ def test_interrupt_mid_write_cleans_up(tmp_path, monkeypatch):
 CHILD = """
 import sys
 import numpy as np
-from digits.archive import save_model
+sys.path.insert(0, "tests")
+from test_archive import save_model
 contents = [
     [{"w": np.full((784, 600), v, np.float32), "b": np.full(600, v, np.float32)},
      {"w": np.full((600, 10), v, np.float32), "b": np.full(10, v, np.float32)}]
@@ -426,31 +453,37 @@ def test_member_whose_array_disagrees_with_meta(model_file):
         load_model(bad)
 
 
-def test_shapes_disagreeing_with_layer_sizes(tmp_path):
+def model_meta(layers, **extra):
+    return {"kind": "model", "settings": dataclasses.replace(MLP, layers=layers).to_json(),
+            "dataset": "mnist", "class_names": [str(i) for i in range(layers[-1])],
+            "image_shape": [28, 28], "normalisation": {"mean": 0.0, "std": 1.0}, **extra}
+
+
+def test_shapes_disagreeing_with_the_settings(tmp_path):
     path = tmp_path / "m.npz"
     params = small_params()
-    save(path, {"params": params}, {"kind": "model", "layer_sizes": [4, 5, 2]})
-    with pytest.raises(CheckpointError, match=r"layer 1 w has shape \(4, 3\).*need \(4, 5\)"):
+    save(path, {"params": params}, model_meta((4, 5, 2)))
+    with pytest.raises(CheckpointError, match=r"parameter 0/b has shape \(3,\).*\(5,\)"):
         load_model(path)
-    save(path, {"params": params[:1]}, {"kind": "model", "layer_sizes": [4, 3, 2]})
-    with pytest.raises(CheckpointError, match="1 layers but layer_sizes .* describe 2"):
+    save(path, {"params": params[:1]}, model_meta((4, 3, 2)))
+    with pytest.raises(CheckpointError, match="laid out as"):
         load_model(path)
-    save(path, {"params": params}, {"kind": "model"})
-    with pytest.raises(CheckpointError, match="layer_sizes must be"):
+    save(path, {"params": params}, {**model_meta((4, 3, 2)), "settings": {"layers": 3}})
+    with pytest.raises(CheckpointError, match="layers must be a list"):
         load_model(path)
-    save(path, {"params": params, "extra": None}, {"kind": "model", "layer_sizes": [4, 3, 2]})
+    save(path, {"params": params, "extra": None}, model_meta((4, 3, 2)))
     with pytest.raises(CheckpointError, match="exactly one 'params'"):
         load_model(path)
-    save(path, {"params": [{"w": params[0]["w"]}]}, {"kind": "model", "layer_sizes": [4, 3]})
-    with pytest.raises(CheckpointError, match="not a list of"):
+    save(path, {"params": [{"w": params[0]["w"]}]}, model_meta((4, 3)))
+    with pytest.raises(CheckpointError, match="laid out as"):
         load_model(path)
 
 
 def test_non_finite_weights_and_wrong_kind(tmp_path):
     params = small_params()
     params[1]["b"][0] = np.nan
-    save(tmp_path / "m.npz", {"params": params}, {"kind": "model", "layer_sizes": [4, 3, 2]})
-    with pytest.raises(CheckpointError, match="layer 2 b contains NaN"):
+    save(tmp_path / "m.npz", {"params": params}, model_meta((4, 3, 2)))
+    with pytest.raises(CheckpointError, match="parameter 1/b contains NaN"):
         load_model(tmp_path / "m.npz")
     save(tmp_path / "c.npz", {"params": small_params()}, {"kind": "checkpoint"})
     with pytest.raises(CheckpointError, match="'checkpoint' file, not a model"):
@@ -458,13 +491,13 @@ def test_non_finite_weights_and_wrong_kind(tmp_path):
 
 
 def test_expected_sizes(model_file):
-    with pytest.raises(CheckpointError, match="expects 4 inputs but the data has 784"):
+    with pytest.raises(CheckpointError, match="expects 4 inputs and 2 classes, but the data "
+                                              "has 784"):
         load_model(model_file, expect_input_size=784)
-    with pytest.raises(CheckpointError, match="expects 2 classes but the data needs 10"):
+    with pytest.raises(CheckpointError, match="but the data has 4 and 10"):
         load_model(model_file, expect_classes=10)
-    assert load_model(model_file, expect_input_size=4, expect_classes=2)[1]["layer_sizes"] == [
-        4, 3, 2
-    ]
+    assert load_model(model_file, expect_input_size=4, expect_classes=2)[1]["settings"][
+        "layers"] == [4, 3, 2]
 
 
 class Evil:

@@ -1,4 +1,4 @@
-"""Convolution, pooling, dropout and the CNN: values against plain loops, gradients against
+"""Convolution, pooling and the CNN: values against plain loops, gradients against
 central differences, dtypes, and the errors bad shapes get."""
 
 import functools
@@ -12,7 +12,7 @@ from strategies import arrays_in
 
 import autodiff.numpy as anp
 from autodiff import check_grads, grad
-from autodiff.conv import avg_pool2d, conv2d, dropout, flatten, max_pool2d, to_layout
+from autodiff.conv import avg_pool2d, conv2d, flatten, max_pool2d, to_layout
 from autodiff.core import Trace, backward
 from nets.cnn import cnn, cnn_config, cnn_layer_summary, init_cnn
 
@@ -229,40 +229,13 @@ def test_float32_stays_float32_in_both_passes():
                for leaf in layer.values())
 
 
-# ------------------------------------------------------ flatten and dropout
+# ------------------------------------------------------------------ flatten
 
 
 def test_flatten():
     x = np.arange(24.0).reshape(2, 3, 2, 2)
     np.testing.assert_array_equal(flatten(x), x.reshape(2, 12))
     check_grads(flatten, (x,), order=2)
-
-
-def test_dropout_is_the_identity_when_not_training():
-    x = np.ones((3, 4), dtype=np.float32)
-    assert dropout(x, 0.5, np.random.default_rng(0), train=False) is x
-    assert dropout(x, 0.5, None, train=False) is x
-    assert dropout(x, 0.0, None, train=True) is x
-
-
-def test_dropout_drops_about_rate_and_keeps_the_expectation():
-    x = np.ones((200, 500), dtype=np.float32)
-    rate = 0.3
-    out = dropout(x, rate, np.random.default_rng(0), train=True)
-    assert out.dtype == np.float32
-    assert np.mean(out == 0) == pytest.approx(rate, abs=0.01)
-    np.testing.assert_allclose(out[out != 0], 1 / (1 - rate), rtol=1e-6)
-    assert out.mean() == pytest.approx(1.0, abs=0.02)
-
-
-def test_dropout_mask_depends_on_the_generator_alone():
-    x = np.random.default_rng(1).standard_normal((4, 6))
-    a = dropout(x, 0.5, np.random.default_rng(7), train=True)
-    b = dropout(x, 0.5, np.random.default_rng(7), train=True)
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, dropout(x, 0.5, np.random.default_rng(8), train=True))
-    # With the mask fixed, the gradient is the mask, scaled.
-    check_grads(lambda x: dropout(x, 0.5, np.random.default_rng(7), train=True), (x,), order=2)
 
 
 # ------------------------------------------------------------------------ CNN
@@ -307,8 +280,6 @@ def test_cnn_end_to_end_gradients():
             layer["b"] = rng.standard_normal(layer["b"].shape)
     x = rng.random((2, 1, 8, 8))
     check_grads(lambda p, x: cnn(p, x), (params, x), order=2)
-    check_grads(lambda p: cnn(p, x, train=True, rng=np.random.default_rng(0), dropout=0.5),
-                (params,))
 
 
 def test_cnn_config_round_trips_through_init():
@@ -333,7 +304,7 @@ def test_cnn_layer_summary():
     json.dumps(summary)
     assert [layer["layer"] for layer in summary] == [
         "conv2d", "relu", "max_pool2d", "conv2d", "relu", "max_pool2d", "flatten",
-        "dense", "relu", "dropout", "dense"]
+        "dense", "relu", "dense"]
     assert summary[2]["output_shape"] == [32, 14, 14]
     assert summary[6]["output_shape"] == [3136]
     assert sum(layer["params"] for layer in summary) == 320 + 18496 + 401536 + 1290
@@ -360,8 +331,6 @@ def test_cnn_layer_summary():
     (lambda: max_pool2d(np.ones((1, 1, 2, 2)), 3), "larger than the image"),
     (lambda: max_pool2d(np.ones((4, 4)), 2), r"\(batch, channels"),
     (lambda: avg_pool2d(np.ones((1, 1, 4, 4)), 2, 0), "stride"),
-    (lambda: dropout(np.ones(3), 1.0, np.random.default_rng(0), True), "rate"),
-    (lambda: dropout(np.ones(3), 0.5, None, True), "rng"),
     (lambda: cnn(init_cnn(np.random.default_rng(0)), np.ones((2, 700))), "flat rows"),
     (lambda: cnn(init_cnn(np.random.default_rng(0)), np.ones((2, 1, 20, 20))), "not the size"),
 ])

@@ -9,6 +9,7 @@ from strategies import arrays_in
 import autodiff.numpy as anp
 from autodiff import check_grads, grad, tree_leaves, value_and_grad
 from nets.activations import log_softmax, relu, sigmoid, softmax, tanh
+from nets.config import Settings
 from nets.costs import COSTS, PREDICTIONS, cross_entropy, mse
 from nets.errors import ConfigError
 from nets.metrics import accuracy, confusion_matrix, precision_recall
@@ -124,8 +125,8 @@ def test_init_scales():
 
 @pytest.mark.parametrize("sizes", [[784], [784, 0, 10], [784, -3, 10], [784, 2.5, 10]])
 def test_bad_layer_sizes(sizes):
-    with pytest.raises(ConfigError, match="layer sizes"):
-        init_mlp(rng, sizes)
+    with pytest.raises(ConfigError, match="--layers: needs at least two positive integer"):
+        Settings(layers=tuple(sizes)).check()
 
 
 def test_mlp_gradients_in_float64():

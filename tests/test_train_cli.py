@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,9 @@ from cli_helpers import cli
 from idx_helpers import FILE_NAMES, fake_mnist, write_fake_mnist, write_idx
 
 import train
-from digits.archive import load_model, save_model
+from digits.modelfile import load_model, save_model
+from nets.config import MLP
 from nets.errors import CheckpointError, ConfigError, DataError
-from nets.inputs import prepare_images
-from nets.models import model_from_config
 
 N_TRAIN, N_TEST, VAL = 200, 60, 50
 TINY = ["--layers", "784,16,10", "--epochs", "1", "--val-size", str(VAL), "--quiet"]
@@ -59,20 +59,18 @@ def assert_one_error_line(err: str, *words: str) -> str:
 
 def assert_usage_error(code, err: str, *words: str) -> None:
     assert code == 2, err
-    assert err.startswith("usage: train.py") and "Traceback" not in err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("train.py: error: ")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("error: ") and lines[0].endswith(" (see --help)")
     for word in words:
-        assert word in last, (word, last)
+        assert word in lines[0], (word, lines[0])
 
 
 def model_accuracy(path: Path, data_dir: Path) -> float:
     """The saved model's accuracy on the fake test set, computed without train.py."""
-    params, meta = load_model(path)
-    model = model_from_config(meta["model"], meta)
     arrays = fake_mnist(N_TRAIN, N_TEST, np.random.default_rng(1))
-    logits = model.apply(params, prepare_images(arrays["test_images"]))
-    return float(np.mean(np.argmax(logits, axis=1) == arrays["test_labels"]))
+    predicted = load_model(path).predict(arrays["test_images"] / np.float32(255))
+    return float(np.mean(predicted == arrays["test_labels"]))
 
 
 # ------------------------------------------------------------------------- training
@@ -84,9 +82,9 @@ def test_training_run_saves_a_model_and_a_report(capsys, tmp_path, data_dir):
                          "--epochs", "2", "--val-size", VAL, "--save", model,
                          "--report", report, "--quiet")
     assert code == 0, err
-    params, meta = load_model(model)
-    assert [p["w"].shape for p in params] == [(784, 16), (16, 10)]
-    assert meta["layer_sizes"] == [784, 16, 10] and meta["kind"] == "model"
+    loaded = load_model(model)
+    assert [p["w"].shape for p in loaded.params] == [(784, 16), (16, 10)]
+    assert loaded.settings.layers == (784, 16, 10) and loaded.meta["kind"] == "model"
 
     saved = json.loads(report.read_text())
     assert saved["test_accuracy"] == pytest.approx(model_accuracy(model, data_dir))
@@ -95,9 +93,9 @@ def test_training_run_saves_a_model_and_a_report(capsys, tmp_path, data_dir):
     for entry in saved["epochs"]:
         assert HISTORY_KEYS <= set(entry)
         assert all(isinstance(entry[key], float) for key in HISTORY_KEYS)
-    assert saved["config"]["layer_sizes"] == [784, 16, 10]
-    assert saved["config"]["train_config"]["epochs"] == 2
-    assert saved["config"]["val_size"] == VAL
+    assert saved["config"]["settings"]["layers"] == [784, 16, 10]
+    assert saved["config"]["settings"]["epochs"] == 2
+    assert saved["config"]["settings"]["val_size"] == VAL
     # Quiet: only the result line.
     assert out.strip().splitlines() == [out.strip()] and out.startswith("test accuracy")
 
@@ -122,14 +120,14 @@ def test_seed_recipe(capsys, tmp_path, data_dir):
     code, _, err = cli(capsys, "--data-dir", data_dir, "--recipe", "seed", "--epochs", "2",
                        "--val-size", VAL, "--save", model, "--quiet")
     assert code == 0, err
-    params, meta = load_model(model)
-    assert meta["layer_sizes"] == [784, 100, 64, 28, 10]
-    assert [p["w"].shape for p in params] == [(784, 100), (100, 64), (64, 28), (28, 10)]
-    assert meta["cost"] == "mse" and meta["activation"] == "relu" and meta["init"] == "normal"
-    config = meta["train_config"]
-    assert config["optimizer"] == "sgd" and config["batch_size"] == 0
-    assert config["lr"] == 0.1 and config["schedule"] == "constant" and config["epochs"] == 2
-    assert len(meta["history"]) == 2
+    loaded = load_model(model)
+    assert loaded.settings.layers == (784, 100, 64, 28, 10)
+    assert [p["w"].shape for p in loaded.params] == [(784, 100), (100, 64), (64, 28), (28, 10)]
+    config = loaded.settings
+    assert config.cost == "mse" and config.activation == "relu" and config.init == "normal"
+    assert config.optimizer == "sgd" and config.batch_size == 0
+    assert config.lr == 0.1 and config.schedule == "constant" and config.epochs == 2
+    assert len(loaded.meta["history"]) == 2
 
 
 @pytest.mark.parametrize("options", [
@@ -153,11 +151,12 @@ def test_options_train(capsys, tmp_path, data_dir, options):
     model = tmp_path / "m.npz"
     code, out, err = cli(capsys, "--data-dir", data_dir, "--save", model, *TINY, *options)
     assert code == 0, err
-    _, meta = load_model(model)
+    loaded = load_model(model)
+    meta, settings = loaded.meta, loaded.settings
     given = dict(zip(options[::2], options[1::2]))
-    recorded = {"--cost": meta["cost"], "--activation": meta["activation"],
-                "--init": meta["init"], "--optimizer": meta["train_config"]["optimizer"],
-                "--schedule": meta["train_config"]["schedule"]}
+    recorded = {"--cost": settings.cost, "--activation": settings.activation,
+                "--init": settings.init, "--optimizer": settings.optimizer,
+                "--schedule": settings.schedule}
     for flag, value in given.items():
         if flag in recorded:
             assert recorded[flag] == value
@@ -190,7 +189,7 @@ def test_evaluate_prints_accuracy_and_confusion_matrix(capsys, tmp_path, data_di
     saved = json.loads(report.read_text())
     assert saved["test_accuracy"] == pytest.approx(accuracy)
     assert len(saved["epochs"]) == 2 and HISTORY_KEYS <= set(saved["epochs"][0])
-    assert saved["config"]["layer_sizes"] == [784, 16, 10]
+    assert saved["config"]["settings"]["layers"] == [784, 16, 10]
 
 
 # ---------------------------------------------------------------- argument errors
@@ -411,12 +410,13 @@ def test_pickle_in_a_model_file_is_refused_unread(capsys, tmp_path, data_dir, tr
 
 
 @pytest.mark.parametrize("change, words", [
-    (lambda h: h["meta"].update(layer_sizes=[784, 32, 10]), ["damaged"]),
-    (lambda h: h["meta"].update(layer_sizes=[784, 16, 16, 10]), ["damaged"]),
-    (lambda h: h["meta"].pop("layer_sizes"), []),
-    (lambda h: h["meta"].update(cost="hinge"), ["hinge"]),
-    (lambda h: h["meta"].update(activation="gelu"), ["gelu"]),
-    (lambda h: h["meta"].update(model="transformer"), ["transformer"]),
+    (lambda h: h["meta"]["settings"].update(layers=[784, 32, 10]), ["rebuild", "shape"]),
+    (lambda h: h["meta"]["settings"].update(layers=[784, 16, 16, 10]), ["rebuild"]),
+    (lambda h: h["meta"].pop("settings"), []),
+    (lambda h: h["meta"]["settings"].update(cost="hinge"), ["hinge"]),
+    (lambda h: h["meta"]["settings"].update(activation="gelu"), ["gelu"]),
+    (lambda h: h["meta"]["settings"].update(model="transformer"), ["transformer"]),
+    (lambda h: h["meta"].update(normalisation="divide-255"), ["normalisation"]),
     (lambda h: h.update(kind="checkpoint"), ["not a model"]),
 ])
 def test_model_with_mismatched_metadata(capsys, tmp_path, data_dir, trained, change, words):
@@ -476,7 +476,7 @@ def test_model_for_other_inputs_on_mnist_shaped_data(capsys, tmp_path, data_dir,
     code, _, err = cli(capsys, "--data-dir", small_images_dir, "--save", model, *TINY,
                        "--layers", "196,16,10")
     assert code == 0, err
-    assert load_model(model)[1]["image_shape"] == [14, 14]
+    assert load_model(model).meta["image_shape"] == [14, 14]
     code, _, err = cli(capsys, "--load", model, "--evaluate", "--data-dir", data_dir)
     assert code == 1
     assert_one_error_line(err, "196 inputs", "784")
@@ -485,8 +485,8 @@ def test_model_for_other_inputs_on_mnist_shaped_data(capsys, tmp_path, data_dir,
 def test_model_with_a_different_number_of_classes(capsys, tmp_path, data_dir):
     path = tmp_path / "eleven.npz"
     params = [{"w": np.zeros((784, 11), np.float32), "b": np.zeros(11, np.float32)}]
-    save_model(path, params, {"model": "mlp", "layer_sizes": [784, 11], "cost": "mse",
-                              "input_size": 784, "num_classes": 11})
+    save_model(path, params, replace(MLP, layers=(784, 11), cost="mse"), {
+        "dataset": "mnist", "class_names": [str(i) for i in range(11)], "image_shape": [28, 28]})
     code, _, err = cli(capsys, "--load", path, "--evaluate", "--data-dir", data_dir)
     assert code == 1
     assert_one_error_line(err, "11 classes")

@@ -7,16 +7,22 @@ import pytest
 from idx_helpers import fake_mnist
 
 from autodiff import tree_leaves
+from digits.modelfile import load_checkpoint, save_checkpoint
 from nets.augment import random_shift
+from nets.config import Settings
 from nets.costs import COSTS
 from nets.errors import ConfigError, TrainingDiverged
 from nets.inputs import prepare_images
 from nets.models import make_mlp
-from nets.training import Split, TrainConfig, init_state, split, train
-from train import load_checkpoint, save_checkpoint
+from nets.training import EXPLODED, Split, init_state, split, train
 
 SIZES = [784, 16, 10]
 HISTORY_KEYS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}
+
+
+def make_settings(**settings) -> Settings:
+    """Settings for these tests: a constant learning rate unless they say otherwise."""
+    return Settings(**{"schedule": "constant", **settings})
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +66,7 @@ def stop_after(steps: int):
 
 
 def test_loss_decreases_and_history_has_one_entry_per_epoch(data):
-    config = TrainConfig(epochs=3, batch_size=32, lr=1e-2, optimizer="adam")
+    config = make_settings(epochs=3, batch_size=32, lr=1e-2, optimizer="adam")
     state = run(data, config)
     history = state.history
     assert len(history) == 3 and state.epoch == 3 and state.stop_reason == "completed"
@@ -75,7 +81,7 @@ def test_loss_decreases_and_history_has_one_entry_per_epoch(data):
 
 def test_without_validation_data_val_entries_are_none(data):
     no_val = Split(data.train_x, data.train_labels, data.val_x[:0], data.val_labels[:0], 10)
-    state = run(no_val, TrainConfig(epochs=1, batch_size=32, lr=1e-2))
+    state = run(no_val, make_settings(epochs=1, batch_size=32, lr=1e-2))
     assert state.history[0]["val_loss"] is None and state.history[0]["val_accuracy"] is None
 
 
@@ -83,7 +89,7 @@ def test_without_validation_data_val_entries_are_none(data):
 def test_steps_per_epoch(data, batch_size, steps_per_epoch):
     assert len(data.train_x) == 150
     steps = []
-    config = TrainConfig(epochs=3, batch_size=batch_size, lr=1e-2)
+    config = make_settings(epochs=3, batch_size=batch_size, lr=1e-2)
     state = run(data, config, on_step=lambda s: steps.append((s.epoch, s.step)))
     expected = [(e, k) for e in range(3) for k in range(1, steps_per_epoch + 1)]
     assert steps == expected
@@ -92,7 +98,7 @@ def test_steps_per_epoch(data, batch_size, steps_per_epoch):
 
 def test_full_batch_sees_every_example_once_per_step(data):
     seen = []
-    run(data, TrainConfig(epochs=2, batch_size=0, lr=1e-2), on_step=lambda s: seen.append(s.seen))
+    run(data, make_settings(epochs=2, batch_size=0, lr=1e-2), on_step=lambda s: seen.append(s.seen))
     assert seen == [len(data.train_x)] * 2
 
 
@@ -113,7 +119,7 @@ def test_early_stopping_stops_and_restores_the_best_params(misleading):
     def on_epoch(s):
         snapshots[s.epoch] = [leaf.copy() for leaf in leaves(s.params)]
 
-    config = TrainConfig(epochs=20, batch_size=32, lr=1e-2, patience=2)
+    config = make_settings(epochs=20, batch_size=32, lr=1e-2, patience=2)
     state = run(misleading, config, on_epoch=on_epoch)
     val_losses = [entry["val_loss"] for entry in state.history]
     best = int(np.argmin(val_losses)) + 1
@@ -127,7 +133,7 @@ def test_early_stopping_stops_and_restores_the_best_params(misleading):
 
 def test_patience_zero_never_stops_and_keeps_the_last_params(misleading):
     snapshots = {}
-    config = TrainConfig(epochs=4, batch_size=32, lr=1e-2, patience=0)
+    config = make_settings(epochs=4, batch_size=32, lr=1e-2, patience=0)
     state = run(misleading, config,
                 on_epoch=lambda s: snapshots.update({s.epoch: leaves(s.params)}))
     assert state.stop_reason == "completed" and len(state.history) == 4
@@ -139,14 +145,14 @@ def test_patience_zero_never_stops_and_keeps_the_last_params(misleading):
 
 
 def test_same_seed_gives_identical_params(data):
-    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2, seed=3)
+    config = make_settings(epochs=2, batch_size=32, lr=1e-2, seed=3)
     assert same_tree(run(data, config, init_seed=3).params, run(data, config, init_seed=3).params)
 
 
 def test_different_seed_gives_different_params(data):
     # Same initial parameters: only the shuffling seed differs.
-    a = run(data, TrainConfig(epochs=1, batch_size=32, lr=1e-2, seed=1)).params
-    b = run(data, TrainConfig(epochs=1, batch_size=32, lr=1e-2, seed=2)).params
+    a = run(data, make_settings(epochs=1, batch_size=32, lr=1e-2, seed=1)).params
+    b = run(data, make_settings(epochs=1, batch_size=32, lr=1e-2, seed=2)).params
     assert not any(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b)))
 
 
@@ -162,7 +168,7 @@ def test_different_seed_gives_different_params(data):
 @pytest.mark.parametrize("through_checkpoint", [False, True])
 def test_resuming_mid_epoch_is_bit_for_bit(data, tmp_path, optimizer, patience, stop_at,
                                            through_checkpoint):
-    config = TrainConfig(epochs=3, batch_size=32, lr=1e-2, optimizer=optimizer,
+    config = make_settings(epochs=3, batch_size=32, lr=1e-2, optimizer=optimizer,
                          patience=patience, schedule="cosine", seed=5)
     uninterrupted = run(data, config)
 
@@ -185,7 +191,7 @@ def test_resuming_mid_epoch_is_bit_for_bit(data, tmp_path, optimizer, patience, 
 
 
 def test_resuming_twice_in_a_row_is_bit_for_bit(data, tmp_path):
-    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2)
+    config = make_settings(epochs=2, batch_size=32, lr=1e-2)
     uninterrupted = run(data, config)
     state = None
     for part in range(3):
@@ -201,7 +207,7 @@ def test_resuming_twice_in_a_row_is_bit_for_bit(data, tmp_path):
 
 def test_huge_learning_rate_raises_training_diverged(data):
     completed = []
-    config = TrainConfig(epochs=3, batch_size=32, lr=1e10, optimizer="sgd")
+    config = make_settings(epochs=3, batch_size=32, lr=1e10, optimizer="sgd")
     with pytest.raises(TrainingDiverged) as info:
         run(data, config, on_step=lambda s: completed.append(s))
     last = completed[-1] if completed else None
@@ -209,16 +215,28 @@ def test_huge_learning_rate_raises_training_diverged(data):
     message = str(info.value)
     assert f"epoch {epoch}, step {step}" in message
     assert "smaller learning rate" in message and "--lr" in message
-    assert "nan" in message.lower() or "inf" in message.lower()
+    assert any(word in message.lower() for word in ("nan", "inf", "exploded"))
     # The state handed to callbacks before the failure is still a finite one.
     assert all(np.all(np.isfinite(leaf)) for leaf in leaves(last.params))
+
+
+def test_a_loss_that_explodes_without_overflowing_counts_as_divergence(data):
+    # sgd at lr 1e3: every step overshoots and the loss climbs, finite for a while.
+    losses = []
+    settings = make_settings(epochs=3, batch_size=32, lr=1e3, optimizer="sgd")
+    with pytest.raises(TrainingDiverged, match="loss exploded") as info:
+        run(data, settings, on_step=lambda s: losses.append(s.loss_sum / s.seen))
+    assert np.isfinite(losses).all()
+    value = float(str(info.value).split("exploded to ")[1].split(" ")[0])
+    assert np.isfinite(value) and value > EXPLODED * losses[0]
+    assert "smaller learning rate" in str(info.value)
 
 
 def test_divergence_at_an_epoch_end_is_caught_before_it_is_recorded(data):
     # Full batch: the only step of epoch 1 has a finite loss, but its update makes the
     # outputs overflow; the validation loss at the end of the epoch is the first to notice.
     recorded = []
-    config = TrainConfig(epochs=3, batch_size=0, lr=1e10, optimizer="sgd")
+    config = make_settings(epochs=3, batch_size=0, lr=1e10, optimizer="sgd")
     with pytest.raises(TrainingDiverged) as info:
         run(data, config, on_epoch=lambda s: recorded.append(s.history[-1]))
     assert all(math.isfinite(entry["val_loss"]) for entry in recorded)
@@ -230,7 +248,7 @@ def test_divergence_of_the_last_update_without_validation_data(data):
     # Huge output weights: the loss (~1e30) is still finite in float32, but the first
     # layer's gradient is ~1e30 too and lr * gradient overflows in the only update.
     no_val = Split(data.train_x, data.train_labels, data.val_x[:0], data.val_labels[:0], 10)
-    config = TrainConfig(epochs=1, batch_size=0, lr=1e10, optimizer="sgd")
+    config = make_settings(epochs=1, batch_size=0, lr=1e10, optimizer="sgd")
     params = make_mlp(SIZES).init(np.random.default_rng(0))
     params[1]["w"] = params[1]["w"] * np.float32(1e30)
     with pytest.raises(TrainingDiverged, match=r"parameters .*epoch 1, step 1"):
@@ -239,7 +257,7 @@ def test_divergence_of_the_last_update_without_validation_data(data):
 
 def test_divergence_prints_no_numpy_warnings(data, recwarn):
     with pytest.raises(TrainingDiverged):
-        run(data, TrainConfig(epochs=3, batch_size=32, lr=1e10, optimizer="sgd"))
+        run(data, make_settings(epochs=3, batch_size=32, lr=1e10, optimizer="sgd"))
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
@@ -261,11 +279,11 @@ def test_divergence_prints_no_numpy_warnings(data, recwarn):
     ({"weight_decay": -0.1}, "weight decay"),
 ])
 def test_config_check_rejects(settings, words, data):
-    config = TrainConfig(**settings)
+    settings = make_settings(**settings)
     with pytest.raises(ConfigError, match=words):
-        config.check(150)
+        settings.check(examples=150)
     with pytest.raises(ConfigError, match=words):  # train checks before the first step
-        run(data, config)
+        run(data, settings)
 
 
 @pytest.mark.parametrize("settings", [
@@ -273,7 +291,7 @@ def test_config_check_rejects(settings, words, data):
     {"schedule": "step"}, {"lr": 1e-8},
 ])
 def test_config_check_accepts(settings):
-    TrainConfig(**settings).check(150)
+    make_settings(**settings).check(examples=150)
 
 
 # ---------------------------------------------------------------------------- split
@@ -334,9 +352,9 @@ def test_shift_changes_training_and_resumes_bit_for_bit(tmp_path):
     images = split(prepare_images(arrays["train_images"]),
                    arrays["train_labels"].astype(np.int64), 50, 10, seed=0,
                    image_shape=(28, 28))
-    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2, shift=2, seed=3)
+    config = make_settings(epochs=2, batch_size=32, lr=1e-2, shift=2, seed=3)
     shifted = run(images, config)
-    assert not same_tree(shifted.params, run(images, TrainConfig(
+    assert not same_tree(shifted.params, run(images, make_settings(
         epochs=2, batch_size=32, lr=1e-2, seed=3)).params)
     stopped = run(images, config, should_stop=stop_after(7))
     save_checkpoint(str(tmp_path / "c.npz"), stopped, {"args": {}})
@@ -346,4 +364,4 @@ def test_shift_changes_training_and_resumes_bit_for_bit(tmp_path):
 
 def test_shift_needs_image_rows(data):
     with pytest.raises(ConfigError, match="image"):
-        run(data, TrainConfig(epochs=1, batch_size=32, shift=1))
+        run(data, make_settings(epochs=1, batch_size=32, shift=1))

@@ -12,8 +12,8 @@ from idx_helpers import write_fake_mnist
 from PIL import Image
 
 import train
-from digits.archive import load_model
 from digits.datasets import load_dataset
+from digits.modelfile import load_model
 from digits.photos import synthetic_photo
 
 NOTEBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed-notebook" \
@@ -119,8 +119,8 @@ def test_import_notebook_reproduces_its_accuracy(capsys, tmp_path, notebook, mni
     code, out, _ = cli(capsys, "--import-notebook", notebook, "--save", saved, "--evaluate",
                        "--data-dir", mnist_dir)
     assert code == 0
-    params, meta = load_model(saved)
-    assert meta["layer_sizes"] == [784, 100, 64, 28, 10] and meta["cost"] == "mse"
+    settings = load_model(saved).settings
+    assert settings.layers == (784, 100, 64, 28, 10) and settings.cost == "mse"
     assert "test accuracy 96.39%" in out  # the notebook's own figure on this test set
     assert "9639/10000" in out
 

@@ -1,0 +1,219 @@
+"""Model files and training checkpoints: what they hold, the one loader, the one check.
+
+Both are `digits.archive` files. A model file (kind "model") holds `{"params": params}`
+and the metadata
+
+    {"settings": Settings.to_json(),      # how it was built and trained (nets.config)
+     "dataset": "mnist", "class_names": [...], "image_shape": [28, 28],
+     "normalisation": {"mean": 0.0, "std": 1.0},   # inputs are (pixels / 255 - mean) / std
+     "test_accuracy": ..., "test_loss": ..., "history": [...], "versions": {...}, ...}
+
+A checkpoint (kind "checkpoint") holds `{"params", "opt_state", "best_params"}` and the
+rest of the `TrainState` plus the run (`{"settings": ..., "save": ..., "data_dir": ...}`)
+as metadata, so that a resumed run continues bit for bit.
+
+`load_model` rebuilds the network from the settings (`nets.models.build_model`) and
+checks the params against it (`nets.models.check_params`): the one structural check, the
+same for the MLP and the CNN. What it returns, `TrainedModel`, is the model API of the
+project: the web app, the ONNX export and `train.py` all use it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from digits import archive
+from nets.activations import softmax
+from nets.cnn import cnn_layer_summary
+from nets.config import Settings
+from nets.costs import COSTS, PREDICTIONS
+from nets.errors import CheckpointError, ConfigError
+from nets.inputs import one_hot
+from nets.metrics import accuracy
+from nets.models import Model, build_model, check_params
+from nets.training import TrainState
+
+VERSION = "0.1.0"
+PIXELS = {"mean": 0.0, "std": 1.0}  # the normalisation of every model this program trains
+BATCH = 2000
+
+
+def versions() -> dict[str, str]:
+    """The versions of what made a file, for its metadata."""
+    return {"digits-from-scratch": VERSION, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModel:
+    """A trained network with what is needed to use it.
+
+    `kind` is "mlp" or "cnn"; `params` the parameter pytree; `settings` the
+    `nets.config.Settings` it was trained with; `meta` the file's metadata (dataset,
+    class_names, image_shape, normalisation, test_accuracy when known, history, versions).
+    """
+
+    kind: str
+    params: Any
+    settings: Settings
+    meta: dict
+    network: Model
+    source: str = "the model"  # where it came from, for messages
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta["class_names"])
+
+    @property
+    def num_params(self) -> int:
+        from autodiff import tree_leaves
+
+        return int(sum(np.size(leaf) for leaf in tree_leaves(self.params)))
+
+    def check_fits(self, data: str, input_size: int, num_classes: int) -> None:
+        """CheckpointError unless the model takes `input_size` pixels and `num_classes`."""
+        if (input_size, num_classes) != (self.network.input_size, self.network.num_classes):
+            raise CheckpointError(
+                f"{self.source} expects {self.network.input_size} inputs and "
+                f"{self.network.num_classes} classes, but {data} has {input_size} and "
+                f"{num_classes}; use a model trained on this data")
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """(N, classes) float32 logits for images (N, 28, 28) or (N, 784): pixels in [0, 1],
+        IDX bytes / 255. The model's normalisation is applied here."""
+        x = np.asarray(images, dtype=np.float32)
+        x = x.reshape(len(x), -1)
+        if x.shape[1] != self.network.input_size:
+            raise ConfigError(f"{self.source} takes images of {self.network.input_size} "
+                              f"pixels, got {x.shape[1]}")
+        norm = self.meta["normalisation"]
+        x = (x - np.float32(norm["mean"])) / np.float32(norm["std"])
+        batches = [self.network.apply(self.params, x[i:i + BATCH])
+                   for i in range(0, len(x), BATCH)]  # bounds the CNN's im2col memory
+        return np.concatenate([np.asarray(b) for b in batches]) if batches else \
+            np.zeros((0, self.network.num_classes), np.float32)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """(N, classes) float32 probabilities: softmax for cross-entropy models, sigmoid
+        outputs scaled to sum to 1 for MSE models."""
+        to_probabilities = PREDICTIONS.get(self.settings.cost, softmax)
+        return np.asarray(to_probabilities(self.logits(images)), dtype=np.float32)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """(N,) int class indices."""
+        return np.argmax(self.logits(images), axis=1)
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """The mean cost, the accuracy and the logits on labelled images (as for `logits`)."""
+        logits = self.logits(images)
+        targets = one_hot(np.asarray(labels, np.int64), self.network.num_classes)
+        loss = float(COSTS[self.settings.cost](logits, targets))
+        return loss, accuracy(np.argmax(logits, axis=1), labels), logits
+
+    def summary(self) -> str:
+        """Layers, parameter count, dataset and test accuracy, one line each."""
+        s = self.settings
+        if self.kind == "cnn":
+            layers = [f"  {layer['layer']:<10} -> {tuple(layer['output_shape'])}  "
+                      f"{layer['params']:,} params" for layer in cnn_layer_summary(self.params)]
+        else:
+            layers = [f"  dense {a} -> {b}" + (f", {s.activation}" if i < len(s.layers) - 2
+                                                 else "")
+                      for i, (a, b) in enumerate(zip(s.layers[:-1], s.layers[1:]))]
+        accuracy = self.meta.get("test_accuracy")
+        tested = f"{100 * accuracy:.2f}%" if accuracy is not None else "not measured"
+        return "\n".join([f"{self.kind}, cost {s.cost}", *layers,
+                          f"parameters: {self.num_params:,}",
+                          f"dataset: {self.meta['dataset']}", f"test accuracy: {tested}"])
+
+
+def save_model(path: str | os.PathLike, params: Any, settings: Settings, meta: dict) -> None:
+    """Write a model file: `params` trained with `settings`; `meta` holds at least the
+    dataset, class_names and image_shape (normalisation and versions are filled in)."""
+    meta = {"normalisation": PIXELS, "versions": versions(), **meta,
+            "settings": settings.to_json(), "kind": "model"}
+    try:
+        trained = _rebuild(params, meta)
+    except (KeyError, TypeError, ValueError, ConfigError) as error:
+        raise CheckpointError(f"cannot save {os.fspath(path)}: {error}") from None
+    archive.save(path, {"params": trained.params}, meta)
+
+
+def load_model(path: str | os.PathLike) -> TrainedModel:
+    """Read a model file and check its params against its settings; CheckpointError, naming
+    the file and the problem, for anything else."""
+    path = os.fspath(path)
+    tree, meta = archive.load(path)
+    if meta["kind"] != "model":
+        raise CheckpointError(
+            f"{path} is a {meta['kind']!r} file, not a model; give a model file saved by train.py"
+        )
+    if not (isinstance(tree, dict) and set(tree) == {"params"}):
+        raise CheckpointError(f"{path} is damaged: a model file holds exactly one 'params' tree")
+    try:
+        return _rebuild(tree["params"], meta, f"model {path}")
+    except (KeyError, TypeError, ValueError, ConfigError) as error:
+        raise CheckpointError(f"{path}: the metadata does not describe a model this program "
+                              f"can rebuild ({error})") from None
+
+
+def _rebuild(params: Any, meta: dict, source: str = "the model") -> TrainedModel:
+    settings = Settings.from_json(meta["settings"])
+    names, image_shape = meta["class_names"], meta["image_shape"]
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"class_names must be a list of strings, got {names!r:.100}")
+    if not (isinstance(image_shape, list) and len(image_shape) == 2
+            and all(type(n) is int and n > 0 for n in image_shape)):
+        raise ValueError(f"image_shape must be [height, width], got {image_shape!r:.100}")
+    norm = meta["normalisation"]
+    if not (isinstance(norm, dict) and all(isinstance(norm.get(k), (int, float))
+                                           for k in ("mean", "std")) and norm["std"] > 0):
+        raise ValueError(f"normalisation must be {{'mean': m, 'std': s > 0}}, got {norm!r:.100}")
+    network = build_model(settings, tuple(image_shape), len(names))
+    check_params(network, params)
+    return TrainedModel(settings.model, params, settings, dict(meta), network, source)
+
+
+# ------------------------------------------------------------------------- checkpoints
+
+# The TrainState fields stored as JSON; the three pytrees go into the archive's arrays.
+_TREES = ("params", "opt_state", "best_params")
+_FIELDS = tuple(f.name for f in fields(TrainState) if f.name not in _TREES + ("stop_reason",))
+
+
+def save_checkpoint(path: str | os.PathLike, state: TrainState, run: dict) -> None:
+    """Write the training state and the run (settings and file paths) to `path`."""
+    values = {name: getattr(state, name) for name in _FIELDS}
+    if not np.isfinite(state.best_val_loss):
+        values["best_val_loss"] = None
+    archive.save(path, {name: getattr(state, name) for name in _TREES},
+                 {"kind": "checkpoint", "run": run, "state": values})
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[TrainState, dict]:
+    """The state and run `save_checkpoint` wrote; CheckpointError for any other file."""
+    path = os.fspath(path)
+    tree, meta = archive.load(path)
+    if meta.get("kind") != "checkpoint":
+        raise CheckpointError(f"{path} is not a training checkpoint (it is a "
+                              f"{meta.get('kind')!r} file); resume from a .checkpoint.npz file")
+    try:
+        values = dict(meta["state"])
+        if set(values) != set(_FIELDS):
+            raise KeyError(sorted(set(values) ^ set(_FIELDS)))
+        if values["best_val_loss"] is None:
+            values["best_val_loss"] = np.inf
+        state = TrainState(**{name: tree[name] for name in _TREES}, **values)
+        np.random.default_rng().bit_generator.state = state.rng_state
+        run = meta["run"]
+        if not isinstance(run, dict):
+            raise TypeError("the run is not an object")
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path} is damaged or from another program ({error!r}); "
+                              "start a new run") from None
+    return state, run
