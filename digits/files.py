@@ -16,7 +16,10 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import BinaryIO
+
+from nets.errors import ConfigError
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
@@ -41,6 +44,15 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
             pass
         raise
     _fsync_directory(directory)
+
+
+def make_parent(path: str | os.PathLike[str]) -> None:
+    """Create the directory `path` goes in, if missing; ConfigError when impossible."""
+    directory = Path(path).parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create the directory {directory}: {error.strerror}") from None
 
 
 def write_error(path: str | os.PathLike[str], error: OSError) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from digits import archive
+from digits.files import make_parent
 from nets.activations import softmax
 from nets.cnn import cnn_layer_summary
 from nets.config import Settings
@@ -133,14 +134,16 @@ class TrainedModel:
 
 
 def save_model(path: str | os.PathLike, params: Any, settings: Settings, meta: dict) -> None:
-    """Write a model file: `params` trained with `settings`; `meta` holds at least the
-    dataset, class_names and image_shape (normalisation and versions are filled in)."""
+    """Write a model file (and its directory): `params` trained with `settings`; `meta` holds
+    at least the dataset, class_names and image_shape (normalisation and versions are
+    filled in)."""
     meta = {"normalisation": PIXELS, "versions": versions(), **meta,
             "settings": settings.to_json(), "kind": "model"}
     try:
         trained = _rebuild(params, meta)
     except (KeyError, TypeError, ValueError, ConfigError) as error:
         raise CheckpointError(f"cannot save {os.fspath(path)}: {error}") from None
+    make_parent(path)
     archive.save(path, {"params": trained.params}, meta)
 
 
@@ -187,10 +190,12 @@ _FIELDS = tuple(f.name for f in fields(TrainState) if f.name not in _TREES + ("s
 
 
 def save_checkpoint(path: str | os.PathLike, state: TrainState, run: dict) -> None:
-    """Write the training state and the run (settings and file paths) to `path`."""
+    """Write the training state and the run (settings and file paths) to `path` (and its
+    directory)."""
     values = {name: getattr(state, name) for name in _FIELDS}
     if not np.isfinite(state.best_val_loss):
         values["best_val_loss"] = None
+    make_parent(path)
     archive.save(path, {name: getattr(state, name) for name in _TREES},
                  {"kind": "checkpoint", "run": run, "state": values})
 

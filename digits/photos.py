@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digits.files import atomic_write, make_parent
 from nets.errors import ImageError
 
 SIZE = 28
@@ -144,8 +145,9 @@ def save_input_image(array28: np.ndarray, path: PathLike, scale: int = 8) -> Pat
     pixels = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
     pixels = np.repeat(np.repeat(pixels, int(scale), axis=0), int(scale), axis=1)
     path = Path(path)
+    make_parent(path)
     try:
-        Image.fromarray(pixels, mode="L").save(path, format="PNG")
+        atomic_write(path, lambda f: Image.fromarray(pixels, mode="L").save(f, format="PNG"))
     except OSError as e:
         raise ImageError(f"{path}: cannot write the image ({e})") from None
     return path

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digits.files import atomic_write, make_parent
 from nets.errors import ConfigError, NetsError
 
 MATPLOTLIB_HINT = "plots need matplotlib: pip install '.[plot]'"
@@ -47,8 +48,9 @@ def _figure(width: float, height: float):
 
 def _save(fig, path: PathLike) -> Path:
     path = Path(path)
+    make_parent(path)
     try:
-        fig.savefig(path, format="png", dpi=DPI, facecolor="white")
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, facecolor="white"))
     except OSError as e:
         raise NetsError(f"cannot write the plot to {path}: {e}") from None
     return path
@@ -204,10 +206,6 @@ def plot_evaluation(directory: PathLike, history: Sequence[Mapping] | None, matr
     """The plots of an evaluation in `directory`: the learning curves (when there is a
     history), the confusion matrix and the most confident mistakes. Returns the paths."""
     out = Path(directory)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise NetsError(f"cannot create the directory {out}: {e.strerror}") from None
     written = []
     if history:
         written.append(plot_learning_curves(history, out / "learning_curves.png"))

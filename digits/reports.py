@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
-from digits.runs import ensure_parent
+from digits.files import atomic_write, make_parent, write_error
+from nets.errors import ConfigError
 from nets.metrics import precision_recall
+from nets.training import TrainState
 
 
 def epoch_line(entry: dict, epochs: int) -> str:
@@ -39,10 +40,36 @@ def _pct(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{100 * value:.2f}%"
 
 
-def write_report(path: str, test_accuracy: float, test_loss: float, meta: dict) -> None:
-    """The JSON report: test accuracy and loss, the per-epoch history, the model's metadata."""
-    report = {"test_accuracy": test_accuracy, "test_loss": test_loss,
+def result_line(meta: dict, state: TrainState) -> str:
+    """The line that ends a training run: test accuracy and loss, early stopping if any."""
+    stopped = f" (early stopping: best epoch {state.best_epoch})" \
+        if state.stop_reason == "early stopping" else ""
+    return (f"test accuracy {100 * meta['test_accuracy']:.2f}%  test loss "
+            f"{meta['test_loss']:.4f}{stopped}")
+
+
+def interrupted_message(state: TrainState, checkpoint: str) -> str:
+    """What to tell a user who pressed Ctrl-C: where the checkpoint is and how to resume."""
+    return (f"interrupted at epoch {state.epoch + 1}, step {state.step}: checkpoint saved to "
+            f"{checkpoint}\nresume with: python train.py --resume {checkpoint}")
+
+
+def top3_line(probabilities: np.ndarray, class_names: list[str]) -> str:
+    """The most likely class, then the three most likely with their probabilities."""
+    top = np.argsort(probabilities)[::-1][:3]
+    ranked = ", ".join(f"{class_names[k]} {100 * probabilities[k]:.1f}%" for k in top)
+    return f"{class_names[top[0]]}   (top 3: {ranked})"
+
+
+def write_report(path: str, meta: dict) -> None:
+    """The JSON report: test accuracy and loss, the per-epoch history (`epochs`) and the
+    rest of the model's metadata (`config`)."""
+    report = {"test_accuracy": meta["test_accuracy"], "test_loss": meta["test_loss"],
               "epochs": meta.get("history", []),
               "config": {k: v for k, v in meta.items() if k != "history"}}
-    ensure_parent(path)
-    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+    make_parent(path)
+    text = json.dumps(report, indent=2) + "\n"
+    try:
+        atomic_write(path, lambda f: f.write(text.encode()))
+    except OSError as error:
+        raise ConfigError(write_error(path, error)) from None

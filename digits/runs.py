@@ -86,15 +86,6 @@ class Files:
         return {"settings": settings.to_json(), **absolute}
 
 
-def ensure_parent(path: str | os.PathLike) -> None:
-    """Create the directory `path` goes in; ConfigError when that is impossible."""
-    directory = Path(path).parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"cannot create the directory {directory}: {error.strerror}") from None
-
-
 def run_training(settings: Settings, dataset: Dataset, files: Files, *,
                  state: TrainState | None = None, progress: bool = True,
                  on_epoch: Callable[[dict], None] = lambda entry: None,
@@ -116,7 +107,6 @@ def run_training(settings: Settings, dataset: Dataset, files: Files, *,
     if state is None:
         state = init_state(network.init(np.random.default_rng(settings.seed)), settings)
     run = files.run(settings)
-    ensure_parent(files.checkpoint)
     saved = {"epoch": None}
 
     def checkpoint(s: TrainState) -> None:
@@ -147,7 +137,6 @@ def run_training(settings: Settings, dataset: Dataset, files: Files, *,
         raise TrainingDiverged(
             f"training diverged: the test loss is {test_loss} after epoch {state.epoch} "
             f"({state.total_steps} steps); try a smaller learning rate (--lr)")
-    ensure_parent(files.save)
     save_model(files.save, state.params, settings, {
         "dataset": dataset.name, "class_names": list(dataset.class_names),
         "image_shape": list(image_shape), "history": state.history,

@@ -24,6 +24,10 @@ from nets.models import MODEL_KINDS
 from nets.optimizers import OPTIMIZERS, SCHEDULES
 
 DATASETS = ("mnist", "fashion-mnist")
+# The settings that name one of a set of things, with the names they may take.
+CHOICES = {"dataset": DATASETS, "model": MODEL_KINDS, "activation": tuple(ACTIVATIONS),
+           "init": INITS, "cost": tuple(COSTS), "optimizer": tuple(OPTIMIZERS),
+           "schedule": SCHEDULES}
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,7 @@ class Settings:
         With the data's `input_size`, `num_classes` and number of training `examples` (the
         ones left after holding out the validation images), also that the settings fit it.
         """
-        for name, choices in (("dataset", DATASETS), ("model", MODEL_KINDS),
-                              ("activation", ACTIVATIONS), ("init", INITS), ("cost", COSTS),
-                              ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{_flag(name)}: unknown {name} {getattr(self, name)!r}; "
                                   f"choose one of {', '.join(choices)}")

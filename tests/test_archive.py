@@ -24,7 +24,7 @@ from strategies import mutated
 from digits import modelfile
 from digits.archive import FORMAT_VERSION, load, save
 from nets.config import MLP
-from nets.errors import CheckpointError
+from nets.errors import CheckpointError, NetsError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -237,8 +237,10 @@ def test_save_model_checks_shapes_and_reports_unwritable_dirs(tmp_path):
     with pytest.raises(CheckpointError, match="parameter 1/b has shape"):
         modelfile.save_model(tmp_path / "m.npz", small_params(), settings, {
             "dataset": "mnist", "class_names": list("abcde"), "image_shape": [28, 28]})
-    with pytest.raises(CheckpointError, match="does-not-exist"):
-        save_model(tmp_path / "does-not-exist" / "m.npz", small_params(), {})
+    save_model(tmp_path / "new-directory" / "m.npz", small_params(), {})  # made on the way
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(NetsError, match="a-file"):
+        save_model(tmp_path / "a-file" / "m.npz", small_params(), {})
 
 
 # ------------------------------------------------------------------------------- atomicity
