@@ -1,6 +1,6 @@
 """How much does photo preprocessing matter? Accuracy on MNIST digits vs photos of them.
 
-Builds N synthetic photos from MNIST test digits (`digits.photos.synthetic_photo`: dark ink
+Builds N synthetic photos from MNIST test digits (`tests/photo_fixtures.py`: dark ink
 on light paper, a few hundred pixels, margins, uneven lighting, noise), turns each back into
 a 28x28 input with `to_mnist` (the MNIST-style pipeline) and with `naive_resize` (the whole
 photo shrunk, as the original notebook did), and prints the model's accuracy on the
@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from digits.photos import naive_resize, synthetic_photo, to_mnist  # noqa: E402
+from photo_fixtures import naive_resize, synthetic_photo  # noqa: E402
+
+from digits.photos import to_mnist  # noqa: E402
 from nets.errors import ImageError, NetsError  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist"
@@ -49,30 +51,12 @@ def numpy_mlp(params: list[dict], x: np.ndarray) -> np.ndarray:
 
 
 def load_predictor(path: str | os.PathLike[str]) -> Predictor:
-    """A model saved by train.py -> predict(x (n, 784) float32 in [0, 1]) -> probabilities.
+    """A model saved by train.py -> predict(x (n, 784) float32 in [0, 1]) -> probabilities."""
+    from digits.modelfile import load_model
 
-    The model is rebuilt from its metadata as train.py does (`nets.models`), falling back
-    to `nets.mlp.mlp`, then to a NumPy forward pass, where those modules are not there.
-    """
-    from digits.archive import load_model
-
-    params, meta = load_model(path, expect_input_size=784)
-    try:
-        from nets.models import model_from_config
-
-        forward = model_from_config(meta.get("model", "mlp"), meta).apply
-    except ImportError:
-        try:
-            from nets.mlp import mlp as forward
-        except ImportError:
-            forward = numpy_mlp
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        logits = [np.asarray(forward(params, x[i : i + 500]), dtype=np.float64)
-                  for i in range(0, len(x), 500)]
-        return softmax(np.concatenate(logits))
-
-    return predict
+    model = load_model(path)
+    model.check_fits("28x28 digit images", 784, model.network.num_classes)
+    return model.predict_proba
 
 
 def quick_baseline(

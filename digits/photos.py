@@ -13,21 +13,26 @@ dark-on-light ink, so `to_mnist` rebuilds exactly that picture from a photo:
 3. turn the photo into an ink signal that is ~0 on the background (relative darkening for
    light paper, so uneven lighting cancels; the difference for a dark board);
 4. threshold the signal (Otsu) to find the strokes, refuse images without a clear digit,
-   drop small specks (connected components much smaller than the largest), and
-   contrast-normalise softly so anti-aliased edges stay grey while stroke cores saturate;
+   drop small specks (connected components much smaller than the largest, found with
+   `scipy.ndimage.label`), and contrast-normalise softly so anti-aliased edges stay grey
+   while stroke cores saturate;
 5. thicken strokes that would come out thinner than MNIST's thinnest (fine pens);
-6. crop to the ink, scale the longer side to 20 px with area averaging, paste into 28x28
-   shifted by whole pixels so that the centre of mass is at (14, 14), as MNIST did.
+6. crop to the ink, scale the longer side to 20 px with area averaging (Pillow's box
+   filter), and shift it in a 28x28 field by whole pixels so that the centre of mass
+   (`scipy.ndimage.center_of_mass`) is at (14, 14), as MNIST did.
+
+Filters, labelling and resampling are scipy.ndimage's and Pillow's; what is left here is
+the part particular to photos of digits (the background model, the thresholds).
 
 Centre convention: pixel (r, c) sits at coordinates (r, c); the centre of mass is
 `sum(r * v) / sum(v)`. Measured on the real MNIST test set it averages (13.99, 14.01) with
 standard deviation 0.29, the spread of a shift rounded to whole pixels, so the target is
 (14, 14) and the shift is rounded the same way.
 
-Invariants: `to_mnist` and `naive_resize` need only NumPy and return (28, 28) float32 in
-[0, 1]; everything a user can get wrong (unreadable file, empty image, no digit, Pillow not
-installed) raises `ImageError` naming the file or the problem. Pillow is imported lazily,
-so this module imports without it.
+Invariants: `to_mnist` returns (28, 28) float32 in [0, 1]; everything a user can get
+wrong (unreadable file, empty image, no digit, Pillow or scipy not installed) raises
+`ImageError` naming the file or the problem. Pillow and scipy (the `image` extra) are
+imported when first needed, so this module imports without them.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.files import atomic_write, make_parent
+from digits.imagefiles import load_image, require_pillow, save_input_image
 from nets.errors import ImageError
+
+__all__ = ["load_digit", "load_image", "require_pillow", "save_input_image", "to_mnist"]
 
 SIZE = 28
 BOX = 20
@@ -50,71 +57,18 @@ SPECK_FRACTION = 0.08  # components under 8 % of the largest one's area are spec
 MIN_STROKE = 1.2  # px at the 20 px scale; MNIST's 3rd percentile is about 1.3
 TARGET_STROKE = 1.8
 
-PILLOW_HINT = "reading and writing images needs Pillow: pip install '.[image]'"
+SCIPY_HINT = "preparing photos needs scipy: pip install '.[image]'"
 
 PathLike = str | os.PathLike[str]
 
 
-# ---------------------------------------------------------------------------------------
-# Files
-
-
-def require_pillow():
-    """Pillow's Image and ImageOps modules, or ImageError saying how to install Pillow."""
+def _ndimage():
+    """scipy.ndimage, or ImageError saying how to install scipy."""
     try:
-        from PIL import Image, ImageOps
+        from scipy import ndimage
     except ImportError:
-        raise ImageError(PILLOW_HINT) from None
-    return Image, ImageOps
-
-
-def load_image(path: PathLike) -> np.ndarray:
-    """Read any image Pillow can open as grayscale float32 in [0, 1], shape (height, width).
-
-    EXIF orientation is applied; transparent pixels (RGBA, LA, palette transparency) are
-    composited onto white paper; 16-bit and 32-bit grayscale are scaled by their range.
-    Raises ImageError naming the file when it is missing, not an image, truncated or empty.
-    """
-    Image, ImageOps = require_pillow()
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path} is a directory; give the path of an image file")
-    if not path.is_file():
-        raise ImageError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            if img.width == 0 or img.height == 0:
-                raise ImageError(f"{path}: the image is empty (0 pixels)")
-            gray = _to_gray(img, Image)
-    except ImageError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{path}: cannot read this file as an image ({e})") from None
-    if gray.size == 0:
-        raise ImageError(f"{path}: the image is empty (0 pixels)")
-    if not np.isfinite(gray).all():
-        raise ImageError(f"{path}: the image holds NaN or infinite values")
-    return np.clip(gray, 0.0, 1.0).astype(np.float32)
-
-
-def _to_gray(img, Image) -> np.ndarray:
-    """A Pillow image -> float64 (height, width) in [0, 1]."""
-    if img.mode.startswith("I;16"):
-        return np.asarray(img, dtype=np.float64) / 65535.0
-    if img.mode == "I":  # 16-bit PNGs on older Pillow; 8-bit data stored wide otherwise
-        arr = np.asarray(img, dtype=np.float64)
-        return arr / (65535.0 if arr.size and arr.max() > 255 else 255.0)
-    if img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        top = np.nanmax(arr) if arr.size and np.isfinite(arr).any() else 1.0
-        return arr / max(1.0, float(top))
-    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
-        rgba = img.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(paper, rgba)
-    return np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+        raise ImageError(SCIPY_HINT) from None
+    return ndimage
 
 
 def load_digit(path: PathLike) -> np.ndarray:
@@ -125,32 +79,6 @@ def load_digit(path: PathLike) -> np.ndarray:
         if str(Path(path)) in str(e):
             raise
         raise ImageError(f"{path}: {e}") from None
-
-
-def save_input_image(array28: np.ndarray, path: PathLike, scale: int = 8) -> Path:
-    """Write what the network saw as a grayscale PNG and return the path.
-
-    `array28` is (28, 28) or (784,) in [0, 1], white ink on black as the network sees it.
-    Each pixel becomes a `scale` x `scale` block (nearest neighbour, default 224x224) so
-    the picture is visible and no smoothing hides what the network got; `scale=1` writes
-    the 28x28 as it is.
-    """
-    Image, _ = require_pillow()
-    arr = np.asarray(array28, dtype=np.float64)
-    if arr.size != SIZE * SIZE or arr.ndim not in (1, 2):
-        raise ImageError(f"expected a 28x28 (or 784) input image, got shape {arr.shape}")
-    if int(scale) < 1:
-        raise ImageError(f"scale must be a positive integer, got {scale}")
-    arr = np.nan_to_num(arr.reshape(SIZE, SIZE), nan=0.0)
-    pixels = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
-    pixels = np.repeat(np.repeat(pixels, int(scale), axis=0), int(scale), axis=1)
-    path = Path(path)
-    make_parent(path)
-    try:
-        atomic_write(path, lambda f: Image.fromarray(pixels, mode="L").save(f, format="PNG"))
-    except OSError as e:
-        raise ImageError(f"{path}: cannot write the image ({e})") from None
-    return path
 
 
 # ---------------------------------------------------------------------------------------
@@ -172,22 +100,6 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     longer = max(h, w)
     shape = (max(1, round(BOX * h / longer)), max(1, round(BOX * w / longer)))
     return _centre(_resize(crop, shape))
-
-
-def naive_resize(gray: np.ndarray) -> np.ndarray:
-    """The naive baseline (what the original notebook did): the whole photo -> 28x28.
-
-    Resize the entire grayscale photo to 28x28 (area averaging), invert it when the
-    background is light so the ink is bright like MNIST's, keep values in [0, 1] (the
-    notebook's `/ 255` on uint8 pixels). No background removal, no cropping, no centring:
-    the paper, the margins and the lighting all reach the network. Kept to measure what
-    `to_mnist` buys.
-    """
-    img = _check_gray(gray)
-    small = _resize(img, (SIZE, SIZE))
-    if _background(_shrink(img, 128))[1]:
-        small = 1.0 - small
-    return np.clip(small, 0.0, 1.0).astype(np.float32)
 
 
 def _check_gray(gray: np.ndarray) -> np.ndarray:
@@ -228,7 +140,7 @@ def _ink_signal(img: np.ndarray) -> tuple[np.ndarray, float]:
     darkening `1 - img / background`: uneven lighting cancels. A dark board is additive.
     """
     if max(img.shape) >= 100:  # photo noise is per pixel, strokes are many pixels wide
-        img = _box_blur(img)
+        img = _ndimage().uniform_filter(img, 3, mode="nearest")
     background, light = _background(img)
     if light:
         signal = (background - img) / np.maximum(background, 0.05)
@@ -327,45 +239,11 @@ def _otsu(values: np.ndarray, bins: int = 256) -> float:
 
 
 def _drop_specks(mask: np.ndarray) -> np.ndarray:
-    """Keep the 8-connected components at least SPECK_FRACTION of the largest one's area.
-
-    Components are found on row runs (union-find over runs), so the Python loops are over
-    rows and runs, not pixels.
-    """
-    h, w = mask.shape
-    padded = np.zeros((h, w + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
-    step = np.diff(padded, axis=1)
-    run_row, run_start = np.nonzero(step == 1)
-    run_end = np.nonzero(step == -1)[1]  # exclusive; same row-major order as the starts
-    n = run_row.size
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first = np.searchsorted(run_row, np.arange(h + 1))
-    for r in range(h - 1):
-        a = slice(first[r], first[r + 1])
-        b = slice(first[r + 1], first[r + 2])
-        if a.start == a.stop or b.start == b.stop:
-            continue
-        # 8-connectivity: runs touch when they overlap after widening one by a pixel
-        touch = (run_start[a, None] <= run_end[None, b]) & (run_start[None, b] <= run_end[a, None])
-        for i, j in zip(*np.nonzero(touch), strict=True):
-            ri, rj = find(a.start + int(i)), find(b.start + int(j))
-            if ri != rj:
-                parent[rj] = ri
-    roots = np.array([find(i) for i in range(n)])
-    area = np.bincount(roots, weights=run_end - run_start, minlength=n)
-    keep = area[roots] >= SPECK_FRACTION * area.max()
-    out = np.zeros_like(mask, dtype=bool)
-    for r, s, e in zip(run_row[keep], run_start[keep], run_end[keep], strict=True):
-        out[r, s:e] = True
-    return out
+    """Keep the 8-connected components at least SPECK_FRACTION of the largest one's area."""
+    labels, count = _ndimage().label(mask, structure=np.ones((3, 3), dtype=bool))
+    area = np.bincount(labels.ravel(), minlength=count + 1)
+    area[0] = 0  # the background
+    return (area >= SPECK_FRACTION * area.max())[labels] & mask
 
 
 def _thicken(soft: np.ndarray, strokes: np.ndarray) -> np.ndarray:
@@ -383,122 +261,47 @@ def _thicken(soft: np.ndarray, strokes: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------
-# Resampling and filters (NumPy only)
+# Resampling and filters
 
 
 def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resample to `shape`: area averaging when shrinking, bilinear when enlarging."""
-    rows = _resample_matrix(img.shape[0], shape[0])
-    cols = _resample_matrix(img.shape[1], shape[1])
-    return rows @ img @ cols.T
-
-
-def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) weights, each row summing to 1."""
-    scale = n_in / n_out
-    if scale >= 1:  # output pixel o covers input [o * scale, (o + 1) * scale): exact overlap
-        lo = np.arange(n_out)[:, None] * scale
-        i = np.arange(n_in)[None, :]
-        weights = np.clip(np.minimum(i + 1, lo + scale) - np.maximum(i, lo), 0.0, None)
-    else:  # triangle kernel between pixel centres
-        centres = (np.arange(n_out) + 0.5) * scale - 0.5
-        weights = np.clip(1.0 - np.abs(np.arange(n_in)[None, :] - centres[:, None]), 0.0, None)
-        edge = centres < 0
-        weights[edge, 0] = 1.0
-        edge = centres > n_in - 1
-        weights[edge, -1] = 1.0
-    return weights / weights.sum(axis=1, keepdims=True)
+    """Resample to `shape` with Pillow: area averaging (the box filter) when shrinking,
+    bilinear when enlarging."""
+    Image, _ = require_pillow()
+    shrinking = shape[0] <= img.shape[0] and shape[1] <= img.shape[1]
+    resized = Image.fromarray(img.astype(np.float32), mode="F").resize(
+        (shape[1], shape[0]), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float64)
 
 
 def _shrink(img: np.ndarray, size: int) -> np.ndarray:
-    """Area-average so that the longer side is at most `size` (whole blocks first: fast)."""
+    """Area-average so that the longer side is at most `size`."""
     longer = max(img.shape)
     if longer <= size:
         return img
-    k = longer // size
-    if k >= 2:
-        h, w = (img.shape[0] // k) * k, (img.shape[1] // k) * k
-        if h and w:
-            img = img[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
-    longer = max(img.shape)
-    if longer <= size:
-        return img
-    h, w = (max(1, round(n * size / longer)) for n in img.shape)
-    return _resize(img, (h, w))
-
-
-def _box_blur(img: np.ndarray) -> np.ndarray:
-    """3x3 mean with edge padding."""
-    p = np.pad(img, 1, mode="edge")
-    rows = p[:-2] + p[1:-1] + p[2:]
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
+    return _resize(img, tuple(max(1, round(n * size / longer)) for n in img.shape))
 
 
 def _max_filter(img: np.ndarray, radius: int) -> np.ndarray:
-    """Maximum over a (2 radius + 1) square, separable; zero padding."""
+    """Maximum over a (2 radius + 1) square; zero beyond the edges."""
     if radius < 1:
         return img
-    out = img.astype(np.float64)
-    k = 2 * radius + 1
-    for axis in (0, 1):
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (radius, radius)
-        windows = np.lib.stride_tricks.sliding_window_view(np.pad(out, pad), k, axis=axis)
-        out = windows.max(axis=-1)
-    return out
+    return _ndimage().maximum_filter(img.astype(np.float64), size=2 * radius + 1,
+                                     mode="constant", cval=0.0)
 
 
 def _centre(box: np.ndarray) -> np.ndarray:
-    """Paste `box` into 28x28 so its centre of mass is at (14, 14), to the nearest pixel."""
-    total = box.sum()
-    if not total > 0:
+    """Place `box` in 28x28 so its centre of mass is at (14, 14), to the nearest pixel."""
+    ndimage = _ndimage()
+    if not box.sum() > 0:
         raise ImageError("no digit found: nothing left after cropping")
-    r = np.arange(box.shape[0]) @ box.sum(axis=1) / total
-    c = np.arange(box.shape[1]) @ box.sum(axis=0) / total
-    top = int(np.floor(CENTRE - r + 0.5))
-    left = int(np.floor(CENTRE - c + 0.5))
-    out = np.zeros((SIZE, SIZE))
-    r0, c0 = max(top, 0), max(left, 0)
-    r1, c1 = min(top + box.shape[0], SIZE), min(left + box.shape[1], SIZE)
-    if r1 > r0 and c1 > c0:
-        out[r0:r1, c0:c1] = box[r0 - top : r1 - top, c0 - left : c1 - left]
+    r, c = ndimage.center_of_mass(box)
+    field = np.zeros((SIZE, SIZE))
+    h, w = min(box.shape[0], SIZE), min(box.shape[1], SIZE)
+    field[:h, :w] = box[:h, :w]
+    move = (int(np.floor(CENTRE - r + 0.5)), int(np.floor(CENTRE - c + 0.5)))
+    out = ndimage.shift(field, move, order=0, mode="constant", cval=0.0)
     peak = out.max()
     if not peak > 0:
         raise ImageError("no digit found: nothing left after centring")
     return (out / peak).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------------------
-# Synthetic photos
-
-
-def synthetic_photo(digit28_uint8: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Turn an MNIST digit into a fake photo of it: (height, width) float32 in [0, 1].
-
-    Dark ink on light paper, the 28x28 field enlarged smoothly to 45-90 % of a photo whose
-    longer side is 150-400 px, at a random offset; uneven lighting (a linear gradient of up
-    to +-25 % and a vignette), low-frequency paper texture, and per-pixel gaussian noise.
-    Used by the tests and `bench/photos.py` to measure preprocessing against the truth.
-    """
-    digit = np.asarray(digit28_uint8, dtype=np.float64)
-    if digit.size != SIZE * SIZE:
-        raise ImageError(f"expected a 28x28 (or 784) uint8 digit, got shape {digit.shape}")
-    digit = digit.reshape(SIZE, SIZE) / 255.0
-    longer = int(rng.integers(150, 401))
-    shorter = round(longer * rng.uniform(0.75, 1.0))
-    h, w = (longer, shorter) if rng.random() < 0.5 else (shorter, longer)
-    side = max(SIZE, round(min(h, w) * rng.uniform(0.45, 0.9)))
-    field = np.clip(_box_blur(_resize(digit, (side, side))), 0.0, 1.0)
-    top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-    ink = np.zeros((h, w))
-    ink[top : top + side, left : left + side] = field
-
-    paper, tone = rng.uniform(0.6, 0.95), rng.uniform(0.0, 0.35)
-    y, x = np.meshgrid(np.linspace(-0.5, 0.5, h), np.linspace(-0.5, 0.5, w), indexing="ij")
-    angle = rng.uniform(0, 2 * np.pi)
-    lighting = 1.0 + rng.uniform(0, 0.5) * (np.cos(angle) * x + np.sin(angle) * y)
-    lighting -= rng.uniform(0, 0.6) * (x * x + y * y)
-    texture = _resize(rng.normal(size=(8, 8)), (h, w)) * rng.uniform(0.005, 0.03)
-    photo = (paper - (paper - tone) * ink + texture) * lighting
-    photo += rng.normal(0.0, rng.uniform(0.003, 0.03), size=(h, w))
-    return np.clip(photo, 0.0, 1.0).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Tests for digits.photos: photo -> MNIST-style 28x28, image files, synthetic photos."""
+"""Tests for digits.photos: photo -> MNIST-style 28x28, image files; the photo fixtures."""
 
 import gzip
 import sys
@@ -14,6 +14,8 @@ from digits import photos as images
 from nets.errors import ImageError, NetsError
 
 Image = pytest.importorskip("PIL.Image")
+pytest.importorskip("scipy.ndimage")
+from photo_fixtures import naive_resize, synthetic_photo  # noqa: E402
 
 ROWS = np.arange(28)
 
@@ -43,7 +45,7 @@ def digits(mnist_dir: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def photos(digits: np.ndarray) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    return [images.synthetic_photo(d, rng) for d in digits[:50]]
+    return [synthetic_photo(d, rng) for d in digits[:50]]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def test_mnist_centre_of_mass_convention(digits):
 
 
 def test_synthetic_photo_looks_like_a_photo(digits):
-    photo = images.synthetic_photo(digits[0], np.random.default_rng(1))
+    photo = synthetic_photo(digits[0], np.random.default_rng(1))
     assert photo.ndim == 2 and photo.dtype == np.float32
     assert 150 * 0.75 - 1 <= min(photo.shape) and max(photo.shape) <= 400
     assert 0.0 <= photo.min() and photo.max() <= 1.0
@@ -91,7 +93,7 @@ def test_dark_background_gives_the_same_digit(digits, photos, outputs):
 
 
 def test_specks_are_removed(digits):
-    photo = images.synthetic_photo(digits[3], np.random.default_rng(5)).copy()
+    photo = synthetic_photo(digits[3], np.random.default_rng(5)).copy()
     clean = images.to_mnist(photo)
     h, w = photo.shape
     for r, c in [(2, 2), (h - 6, 3), (4, w - 7), (h - 5, w - 5)]:
@@ -131,16 +133,16 @@ def test_bad_arrays_raise_image_error(bad):
     with pytest.raises(ImageError):
         images.to_mnist(bad)
     with pytest.raises(ImageError):
-        images.naive_resize(bad)
+        naive_resize(bad)
 
 
 def test_naive_resize_is_the_whole_photo_inverted(photos):
     photo = photos[0]
-    out = images.naive_resize(photo)
+    out = naive_resize(photo)
     assert out.shape == (28, 28) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
     assert out.mean() == pytest.approx(1.0 - photo.mean(), abs=0.01)
-    dark = images.naive_resize(1.0 - photo)
+    dark = naive_resize(1.0 - photo)
     np.testing.assert_allclose(dark, out, atol=1e-5)
 
 
@@ -152,7 +154,7 @@ def test_naive_resize_is_the_whole_photo_inverted(photos):
     )
 )
 def test_random_arrays_raise_nothing_but_image_error(arr):
-    for fn in (images.to_mnist, images.naive_resize):
+    for fn in (images.to_mnist, naive_resize):
         try:
             out = fn(arr)
         except ImageError:
@@ -177,7 +179,7 @@ def test_random_images_raise_nothing_but_image_error(arr):
 
 
 def _digit_photo_uint8(digits) -> np.ndarray:
-    photo = images.synthetic_photo(digits[7], np.random.default_rng(2))
+    photo = synthetic_photo(digits[7], np.random.default_rng(2))
     return np.round(photo * 255).astype(np.uint8)
 
 
@@ -284,4 +286,11 @@ def test_without_pillow_the_error_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(NetsError, match=r"pip install '\.\[image\]'"):
         images.load_image(tmp_path / "x.png")
-    assert images.to_mnist(np.pad(np.ones((10, 4)), 20)).shape == (28, 28)  # NumPy only
+    with pytest.raises(NetsError, match=r"Pillow: pip install '\.\[image\]'"):
+        images.to_mnist(np.pad(np.ones((10, 4)), 20))
+
+
+def test_without_scipy_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    with pytest.raises(NetsError, match=r"scipy: pip install '\.\[image\]'"):
+        images.to_mnist(np.pad(np.ones((10, 4)), 20))

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from cli_helpers import cli
 from idx_helpers import write_fake_mnist
+from photo_fixtures import synthetic_photo
 from PIL import Image
 
 import train
 from digits.datasets import load_dataset
 from digits.modelfile import load_model
-from digits.photos import synthetic_photo
 
 NOTEBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed-notebook" \
     / "params_100_64_28.pkl"
