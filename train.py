@@ -68,7 +68,7 @@ OTHER_FLAGS = {  # group: (flag, metavar or None for a switch, help)
         ("--data-dir", "DIR", "the four IDX files (default $MNIST_DIR, else a download)"),
         ("--save", "PATH", "where to save the model (default models/DATASET-MODEL.npz)"),
         ("--load", "PATH", "a saved model to evaluate or use"),
-        ("--checkpoint", "PATH", "checkpoint file (default: --save's, .checkpoint.npz)"),
+        ("--checkpoint", "PATH", "checkpoint file (default the --save path, .checkpoint.npz)"),
         ("--checkpoint-every", "N", "write the checkpoint every N epochs (default 1)"),
         ("--resume", "CHECKPOINT", "continue the run saved there"),
         ("--import-notebook", "PICKLE", "the original notebook's parameters to --save")),

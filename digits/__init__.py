@@ -1,8 +1,17 @@
 """The plumbing around the networks: everything that touches the outside world.
 
 Dataset files and downloads (`datasets`), the one atomic file writer (`files`), model and
-checkpoint files (`archive`, `modelfile`), the original notebook's parameters
-(`notebook`), photos of digits (`photos`), plots (`plots`) and the process-wide malloc
-setting of the command-line tools (`allocator`). The math lives in `nets/` and
-`autodiff/` and never imports from here.
+checkpoint files (`archive`, the container; `modelfile`, what models and checkpoints
+hold), a training run on disk (`runs`, `reports`), the original notebook's parameters
+(`notebook`), image files and photos of digits (`imagefiles`, `photos`), plots (`plots`)
+and the process-wide malloc setting of the command-line tools (`allocator`). The math
+lives in `nets/` and `autodiff/` and never imports from here.
+
+    from digits import load_model
+    model = load_model("models/mnist-mlp.npz")
+    model.predict(images)          # images (n, 28, 28) in [0, 1]
 """
+
+from digits.modelfile import TrainedModel, load_model
+
+__all__ = ["TrainedModel", "load_model"]

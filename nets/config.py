@@ -113,10 +113,12 @@ class Settings:
         names = {f.name for f in fields(cls)}
         if not isinstance(data, dict) or set(data) - names:
             raise ConfigError(f"not a description of settings: {data!r:.200}")
-        layers = data.get("layers", ())
-        if not isinstance(layers, list):
-            raise ConfigError(f"layers must be a list, got {layers!r:.100}")
-        return cls(**{**data, "layers": tuple(layers)}).check()
+        data = dict(data)
+        if "layers" in data:
+            if not isinstance(data["layers"], list):
+                raise ConfigError(f"layers must be a list, got {data['layers']!r:.100}")
+            data["layers"] = tuple(data["layers"])
+        return cls(**data).check()
 
 
 def _flag(name: str) -> str:

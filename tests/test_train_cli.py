@@ -511,3 +511,36 @@ def test_real_mnist_trains_well_above_chance(capsys, tmp_path, mnist_dir):
     saved = json.loads(report.read_text())
     assert saved["test_accuracy"] > 0.80, saved["test_accuracy"]
     assert saved["epochs"][0]["val_accuracy"] > 0.80
+
+
+# ------------------------------------------------------------- flags, help, divergence
+
+
+def test_layers_with_commas_or_spaces(capsys, tmp_path, data_dir):
+    for name, layers in (("commas.npz", ["784,16,10"]), ("spaces.npz", ["784", "16", "10"])):
+        code, _, err = cli(capsys, "--data-dir", data_dir, "--save", tmp_path / name,
+                           "--epochs", "1", "--val-size", VAL, "--quiet", "--layers", *layers)
+        assert code == 0, err
+    a, b = load_model(tmp_path / "commas.npz"), load_model(tmp_path / "spaces.npz")
+    assert a.settings == b.settings and a.settings.layers == (784, 16, 10)
+
+
+def test_help_shows_each_default_once(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train.main(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "default: " not in text
+    for flag, default in (("--epochs EPOCHS", "10"), ("--lr LR", "0.001"),
+                          ("--batch-size SIZE", "128"), ("--layers LAYERS", "784,256,128,10")):
+        section = text.rsplit(flag, 1)[1].split(" --", 1)[0]  # the help line, not the usage
+        assert section.count("(default") == 1 and f"(default {default})" in section, section
+
+
+def test_a_loss_that_explodes_stops_like_nan_and_saves_nothing(capsys, tmp_path, data_dir):
+    model = tmp_path / "m.npz"
+    code, _, err = cli(capsys, "--data-dir", data_dir, "--save", model, *TINY,
+                       "--lr", "1e6", "--optimizer", "sgd", "--batch-size", "16")
+    assert code == 1
+    assert_one_error_line(err, "training diverged", "--lr")
+    assert not model.exists()

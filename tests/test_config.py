@@ -1,0 +1,85 @@
+"""nets.config: the one settings object, its recipes, its check, its JSON form."""
+
+import dataclasses
+import json
+
+import pytest
+
+from nets.config import CHOICES, CNN, MLP, RECIPES, SEED, Settings
+from nets.errors import ConfigError
+
+
+def test_recipes_are_settings_and_pass_the_check():
+    assert RECIPES == {"mlp": MLP, "cnn": CNN, "seed": SEED}
+    for recipe in RECIPES.values():
+        assert isinstance(recipe, Settings) and recipe.check() is recipe
+    assert MLP == Settings() and MLP.layers == (784, 256, 128, 10) and MLP.shift == 0
+    assert CNN.model == "cnn" and CNN.layers == () and CNN.shift == 2
+    assert (SEED.layers, SEED.cost, SEED.optimizer, SEED.batch_size, SEED.lr, SEED.init,
+            SEED.init_scale, SEED.epochs, SEED.schedule) == (
+        (784, 100, 64, 28, 10), "mse", "sgd", 0, 0.1, "normal", 0.01, 300, "constant")
+
+
+def test_settings_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        MLP.lr = 1.0
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES.values()))
+def test_json_round_trip(recipe):
+    text = json.dumps(recipe.to_json())
+    assert Settings.from_json(json.loads(text)) == recipe
+
+
+@pytest.mark.parametrize("data, words", [
+    ([], "not a description"),
+    ({"learning_rate": 0.1}, "not a description"),
+    ({"layers": "784,10"}, "layers must be a list"),
+    ({"lr": -1.0}, "--lr"),
+    ({"cost": "hinge"}, "unknown cost 'hinge'"),
+])
+def test_from_json_refuses_what_is_not_settings(data, words):
+    with pytest.raises(ConfigError, match=words):
+        Settings.from_json(data)
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"model": "transformer"}, "--model: unknown model"),
+    ({"dataset": "cifar"}, "--dataset: unknown dataset"),
+    ({"activation": "gelu"}, "--activation"),
+    ({"init_scale": 0.0}, "--init-scale"),
+    ({"weight_decay": float("nan")}, "--weight-decay"),
+    ({"shift": -1}, "--shift"),
+    ({"val_size": -1}, "--val-size"),
+    ({"seed": 1.5}, "--seed"),
+    ({"epochs": True}, "--epochs"),
+    ({"layers": (784,)}, "--layers"),
+    ({"layers": (784, 0, 10)}, "--layers"),
+    ({"model": "cnn"}, "--layers describes an MLP"),
+    ({"patience": 2, "val_size": 0}, "--patience .* --val-size"),
+])
+def test_check_names_the_setting(changes, words):
+    with pytest.raises(ConfigError, match=words):
+        dataclasses.replace(MLP, **changes).check()
+
+
+def test_check_against_the_data():
+    MLP.check(input_size=784, num_classes=10, examples=128)
+    with pytest.raises(ConfigError, match="784 input pixels and the last the 10 classes"):
+        dataclasses.replace(MLP, layers=(100, 10)).check(input_size=784, num_classes=10)
+    with pytest.raises(ConfigError, match="batch size 128 is larger than the 127"):
+        MLP.check(examples=127)
+    CNN.check(input_size=784, num_classes=10)  # the cnn has no sizes to fit
+
+
+def test_every_choice_is_checked():
+    for name, choices in CHOICES.items():
+        for choice in choices:
+            dataclasses.replace(CNN if name == "model" and choice == "cnn" else MLP,
+                                **{name: choice}).check()
+
+
+@pytest.mark.parametrize("sizes", [[784], [784, 0, 10], [784, -3, 10], [784, 2.5, 10]])
+def test_bad_layer_sizes(sizes):
+    with pytest.raises(ConfigError, match="--layers: needs at least two positive integer"):
+        Settings(layers=tuple(sizes)).check()
