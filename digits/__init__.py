@@ -1,8 +1,8 @@
 """The plumbing around the networks: everything that touches the outside world.
 
-Dataset files and downloads (`datasets`), the one atomic file writer (`files`), model and
-checkpoint files (`archive`, the container; `modelfile`, what models and checkpoints
-hold), a training run on disk (`runs`, `reports`), the original notebook's parameters
+Dataset files and downloads (`datasets`, `idx`, `downloads`), the one atomic file writer
+(`files`), model and checkpoint files (`archive` and `treejson`, the container;
+`modelfile`, what models and checkpoints hold), a training run on disk (`runs`, `reports`), the original notebook's parameters
 (`notebook`), image files and photos of digits (`imagefiles`, `photos`), plots (`plots`)
 and the process-wide malloc setting of the command-line tools (`allocator`). The math
 lives in `nets/` and `autodiff/` and never imports from here.

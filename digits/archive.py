@@ -13,13 +13,9 @@ a valid name component; a tree that is a single leaf uses `%root.npy`). The memb
      "arrays": {"params/0/w": {"shape": [784, 100], "dtype": "<f4"}, ...},
      "tree": {"dict": {"params": {"list": [{"dict": {"b": {"array": "params/0/b"}, ...}}]}}}}
 
-The tree is encoded through `autodiff.tree` (`tree_flatten_with_path`), so anything
-`tree_flatten` takes apart is stored and comes back exactly. A tree node is `null` (None),
-`{"list": [...]}`, `{"tuple": [...]}`, `{"dict": {key: ...}}` (keys sorted),
-`{"namedtuple": {"module": ..., "name": ..., "fields": [[field, node], ...]}}` or a leaf
-`{"array": name}`; a leaf that was a Python int/float/bool also has
-`"python": "int" | "float" | "bool"` and comes back as that Python type (it is stored as a
-0-d array). Numpy scalars come back as 0-d arrays.
+The "tree" is written and read by `digits.treejson`, through `autodiff.tree`, so anything
+`tree_flatten` takes apart (namedtuples included) is stored and comes back exactly; a leaf
+that was a Python int/float/bool comes back as that type, numpy scalars as 0-d arrays.
 
 Invariants:
 - Nothing is ever pickled or unpickled: only bool and numeric dtypes are written, and every
@@ -33,23 +29,19 @@ Invariants:
 
 from __future__ import annotations
 
-import collections
 import json
 import lzma
 import math
 import os
 import struct
-import sys
 import zipfile
 import zlib
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 
-from autodiff.tree import LEAF, TreeDef, tree_flatten_with_path, tree_unflatten
 from digits.files import atomic_write, write_error
+from digits.treejson import ALLOWED_KINDS, decode_tree, encode_tree
 from nets.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -57,8 +49,6 @@ META_MEMBER = "meta.json"
 MAX_META_BYTES = 16 * 2**20
 # A .npy header (magic, version, length, dict) is far below this; numpy itself caps it at 10000.
 _MAX_NPY_HEADER = 65536
-_ALLOWED_KINDS = "biufc"
-_PYTHON_TYPES = {"bool": bool, "int": int, "float": float}
 # A fixed timestamp makes identical saves byte-identical.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # What malformed bytes can make zipfile, zlib, json and np.lib.format raise while reading.
@@ -82,7 +72,7 @@ def save(path: str | os.PathLike, tree: Tree, meta: dict) -> None:
     """
     path = os.fspath(path)
     arrays: dict[str, np.ndarray] = {}
-    tree_json = _encode_tree(tree, arrays, path)
+    tree_json = encode_tree(tree, arrays, path)
     if not isinstance(meta, dict):
         raise CheckpointError(f"cannot save {path}: meta must be a dict, got {type(meta).__name__}")
     kind = meta.get("kind")
@@ -118,67 +108,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
-
-
-def _encode_tree(tree: Tree, arrays: dict, path: str) -> Any:
-    """The JSON description of `tree`; its arrays go into `arrays`, named by their paths."""
-    try:
-        pairs, treedef = tree_flatten_with_path(tree)
-    except TypeError as error:  # dict keys that cannot be sorted together
-        raise CheckpointError(f"cannot save {path}: {error}; dict keys must be str") from None
-    nodes = [_encode_leaf(where, leaf, arrays, path) for where, leaf in pairs]
-    return _encode_node(treedef, iter(nodes), path)
-
-
-def _encode_leaf(where: tuple, leaf: Any, arrays: dict, path: str) -> dict:
-    python = next((n for n, t in _PYTHON_TYPES.items() if type(leaf) is t), None)
-    if python is None and not isinstance(leaf, (np.ndarray, np.generic)):
-        raise CheckpointError(
-            f"cannot save {path}: the leaf at {_where(where)} is a {type(leaf).__name__}; "
-            "only numpy arrays and Python int/float/bool can be saved"
-        )
-    array = np.asarray(leaf)
-    if array.dtype.kind not in _ALLOWED_KINDS:
-        raise CheckpointError(
-            f"cannot save {path}: the array at {_where(where)} has dtype {array.dtype}; only "
-            "bool and numeric arrays can be saved (object arrays would need pickle)"
-        )
-    name = "/".join(_component(str(key)) for key in where) if where else "%root"
-    arrays[name] = array
-    return {"array": name} if python is None else {"array": name, "python": python}
-
-
-def _encode_node(treedef: TreeDef, leaves: Iterator[dict], path: str) -> Any:
-    kind = treedef.kind
-    if kind == "leaf":
-        return next(leaves)
-    if kind == "none":
-        return None
-    children = [_encode_node(child, leaves, path) for child in treedef.children]
-    if kind == "dict":
-        for key in treedef.data:
-            if not isinstance(key, str):
-                raise CheckpointError(f"cannot save {path}: dict key {key!r} is not a str")
-        return {"dict": dict(zip(treedef.data, children))}
-    if kind == "namedtuple":
-        cls = treedef.data
-        return {"namedtuple": {"module": cls.__module__, "name": cls.__qualname__,
-                               "fields": [[f, c] for f, c in zip(cls._fields, children)]}}
-    return {kind: children}
-
-
-def _component(key: str) -> str:
-    """A dict key as one member-name component: unique, free of '/', never '', '.', '..'."""
-    text = quote(key, safe="")
-    if text == "":
-        return "%"  # quote() never emits a lone '%', so this cannot collide
-    if text.strip(".") == "":
-        return text.replace(".", "%2E")
-    return text
-
-
-def _where(where: tuple) -> str:
-    return "/".join(map(str, where)) or "the root"
 
 
 def _write_zip(f: Any, arrays: dict[str, np.ndarray], meta_bytes: bytes) -> None:
@@ -248,7 +177,7 @@ def _read(f: Any, path: str) -> tuple[Tree, dict]:
             for name, (shape, dtype) in arrays.items()
         }
     used: set[str] = set()
-    tree = _decode_tree(header.get("tree"), values, used, path)
+    tree = decode_tree(header.get("tree"), values, used, path)
     unused = sorted(set(values) - used)
     if unused:
         raise CheckpointError(
@@ -310,7 +239,7 @@ def _check_arrays_listing(listing: Any, path: str) -> dict[str, tuple[tuple, np.
             raise CheckpointError(
                 f"{path} is damaged: array {name!r} has unknown dtype {dtype_str!r}"
             ) from exc
-        if dtype.kind not in _ALLOWED_KINDS or dtype.hasobject:
+        if dtype.kind not in ALLOWED_KINDS or dtype.hasobject:
             raise CheckpointError(
                 f"{path}: array {name!r} has dtype {dtype_str!r}; only bool and numeric "
                 "arrays are allowed (object arrays would need pickle); refused"
@@ -355,75 +284,3 @@ def _read_member(
             )
     array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
     return np.array(array, order="C", copy=True)
-
-
-def _decode_tree(node: Any, values: dict, used: set, path: str) -> Tree:
-    leaves: list = []
-    treedef = _decode_node(node, values, used, leaves, path)
-    return tree_unflatten(treedef, leaves)
-
-
-def _decode_node(node: Any, values: dict, used: set, leaves: list, path: str) -> TreeDef:
-    if node is None:
-        return TreeDef("none", None, ())
-    if not (isinstance(node, dict) and len(node) in (1, 2)):
-        raise CheckpointError(f"{path} is damaged: meta.json has a malformed tree node")
-    if "array" in node and set(node) <= {"array", "python"}:
-        name = node["array"]
-        if not isinstance(name, str) or name not in values:
-            raise CheckpointError(
-                f"{path} is damaged: the tree in meta.json refers to a missing array {name!r}"
-            )
-        if name in used:
-            raise CheckpointError(
-                f"{path} is damaged: the tree in meta.json uses array {name!r} twice"
-            )
-        used.add(name)
-        leaves.append(_leaf(values[name], node.get("python"), name, path))
-        return LEAF
-    (kind, children), = node.items() if len(node) == 1 else ((None, None),)
-    if kind == "dict" and isinstance(children, dict):
-        keys = tuple(sorted(children))
-        return TreeDef("dict", keys, tuple(
-            _decode_node(children[k], values, used, leaves, path) for k in keys))
-    if kind in ("list", "tuple") and isinstance(children, list):
-        return TreeDef(kind, None, tuple(
-            _decode_node(c, values, used, leaves, path) for c in children))
-    if kind == "namedtuple" and isinstance(children, dict):
-        cls = _namedtuple_class(children, path)
-        return TreeDef("namedtuple", cls, tuple(
-            _decode_node(c, values, used, leaves, path) for _, c in children["fields"]))
-    raise CheckpointError(f"{path} is damaged: meta.json has a malformed tree node")
-
-
-def _namedtuple_class(node: dict, path: str) -> type:
-    """The namedtuple class a tree node names: the very class when its module is already
-    imported (nothing is imported on a file's say-so), else a namedtuple of the same name
-    and fields."""
-    module, name, pairs = node.get("module"), node.get("name"), node.get("fields")
-    if not (isinstance(module, str) and isinstance(name, str) and isinstance(pairs, list)
-            and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
-                    for p in pairs)):
-        raise CheckpointError(f"{path} is damaged: meta.json has a malformed namedtuple node")
-    field_names = tuple(p[0] for p in pairs)
-    found: Any = sys.modules.get(module)
-    for part in name.split("."):
-        found = getattr(found, part, None)
-    if isinstance(found, type) and issubclass(found, tuple) and \
-            getattr(found, "_fields", None) == field_names:
-        return found
-    try:
-        return collections.namedtuple(name.rsplit(".", 1)[-1], field_names)
-    except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{path} is damaged: bad namedtuple {name!r} ({error})") from None
-
-
-def _leaf(array: np.ndarray, python: Any, name: str, path: str) -> Any:
-    if python is None:
-        return array
-    kinds = {"bool": "b", "int": "iu", "float": "f"}
-    if python not in kinds or array.shape != () or array.dtype.kind not in kinds[python]:
-        raise CheckpointError(
-            f"{path} is damaged: array {name!r} cannot be the Python {python!r} meta.json says"
-        )
-    return _PYTHON_TYPES[python](array.item())

@@ -1,4 +1,4 @@
-"""Datasets: IDX reading, MNIST / Fashion-MNIST download with verification, the cache.
+"""Datasets: where MNIST / Fashion-MNIST files are, their download with verification, the cache.
 
 Responsibility: turn "which dataset" into four validated uint8 arrays (`nets.inputs` turns
 them into the float32 inputs and one-hot targets the networks use).
@@ -17,22 +17,15 @@ Invariants:
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import http.client
 import os
-import urllib.error
-import urllib.request
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
-from tqdm import tqdm
 
-from digits.files import atomic_write
+from digits.downloads import download_file
+from digits.idx import read_idx
 from nets.errors import DataError, DownloadError
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
@@ -109,100 +102,6 @@ SOURCES: dict[str, Source] = {
     ),
 }
 
-# IDX type byte -> big-endian element type, as in the format's definition.
-IDX_DTYPES: dict[int, np.dtype] = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-_GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 16
-_DAMAGED = "Delete it and download it again, or point --data-dir at an intact copy."
-
-
-# ---------------------------------------------------------------------------- IDX files
-
-
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an IDX file, gzip-compressed or raw, into an array of native byte order.
-
-    Gzip is recognised by its magic bytes, not the name. MNIST files give uint8 arrays:
-    images (n, 28, 28), labels (n,). Raises DataError for anything that is not a
-    complete, well-formed IDX file.
-    """
-    path = Path(path)
-    raw = _read_bytes(path)
-    if not raw:
-        raise DataError(f"{path}: file is empty. {_DAMAGED}")
-    if raw[:2] == _GZIP_MAGIC:
-        raw = _gunzip(path, raw)
-    elif path.suffix == ".gz":
-        raise DataError(
-            f"{path}: named .gz but is not gzip-compressed (it starts with {raw[:4]!r}). "
-            f"{_DAMAGED}"
-        )
-    return parse_idx(raw, source=str(path))
-
-
-def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
-    """Decode uncompressed IDX bytes; `source` names the origin in error messages."""
-    if len(raw) < 4:
-        raise DataError(f"{source}: {len(raw)} bytes is too short for an IDX header. {_DAMAGED}")
-    zero, code, ndim = raw[:2], raw[2], raw[3]
-    if zero != b"\x00\x00" or code not in IDX_DTYPES or not 1 <= ndim <= 4:
-        raise DataError(
-            f"{source}: not an IDX file (magic bytes {raw[:4].hex(' ')}; expected "
-            f"00 00, a type code among {', '.join(f'{c:02x}' for c in IDX_DTYPES)}, and 1-4 "
-            f"dimensions). {_DAMAGED}"
-        )
-    header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
-        raise DataError(f"{source}: truncated inside the IDX header. {_DAMAGED}")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = IDX_DTYPES[code]
-    expected = _product(dims) * dtype.itemsize
-    actual = len(raw) - header_len
-    if actual != expected:
-        problem = "truncated" if actual < expected else "has trailing garbage"
-        raise DataError(
-            f"{source}: {problem}: its header promises shape {dims} ({expected} data bytes) "
-            f"but {actual} follow. {_DAMAGED}"
-        )
-    flat = np.frombuffer(raw, dtype=dtype, offset=header_len)
-    try:
-        # astype copies into native order, so the result is writable and owns its memory.
-        return flat.astype(dtype.newbyteorder("=")).reshape(dims)
-    except ValueError as error:  # a zero dimension beside absurdly large ones
-        raise DataError(f"{source}: unusable IDX shape {dims} ({error}). {_DAMAGED}") from None
-
-
-def _product(dims: tuple[int, ...]) -> int:
-    # Python ints: a corrupt header must not overflow into a plausible byte count.
-    total = 1
-    for dim in dims:
-        total *= dim
-    return total
-
-
-def _read_bytes(path: Path) -> bytes:
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected an IDX file.")
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found.") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot be read ({error.strerror or error}).") from None
-
-
-def _gunzip(path: Path, raw: bytes) -> bytes:
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataError(f"{path}: corrupt or truncated gzip data ({error}). {_DAMAGED}") from None
 
 
 # ---------------------------------------------------------------------------- datasets
@@ -404,89 +303,3 @@ def fetch_dataset(
                 f"or ${source.env_var}."
             ) from None
     return directory
-
-
-def download_file(
-    urls: Sequence[str],
-    dest: str | os.PathLike[str],
-    sha256: str,
-    *,
-    size: int | None = None,
-    progress: bool = True,
-    timeout: float = 30.0,
-) -> Path:
-    """Fetch `dest` from the first of `urls` that serves bytes with the given SHA-256.
-
-    `size` (bytes, if known) sizes the progress bar and stops a mirror that sends more.
-    The file appears under `dest` only complete and verified. DownloadError lists every
-    URL tried with its failure.
-    """
-    dest = Path(dest)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DataError(
-            f"cannot create {dest.parent} ({error.strerror or error}); set XDG_CACHE_HOME to "
-            "a writable place, or give --data-dir."
-        ) from None
-    failures = []
-    for url in urls:
-        reason = _try_download(url, dest, sha256.lower(), size, progress, timeout)
-        if reason is None:
-            return dest
-        failures.append(f"  {url}: {reason}")
-    tried = "\n".join(failures) if failures else "  (no mirrors given)"
-    raise DownloadError(f"could not download {dest.name}; tried:\n{tried}")
-
-
-class _Refused(Exception):
-    """A mirror sent bytes that are not the file: the reason, for the list of failures."""
-
-
-def _try_download(
-    url: str, dest: Path, sha256: str, size: int | None, progress: bool, timeout: float
-) -> str | None:
-    """Download one URL into `dest`; None on success, else why it failed."""
-
-    def write(out: BinaryIO) -> None:
-        digest = _stream(url, out, size, progress, timeout, label=dest.name)
-        if digest is None:
-            raise _Refused(f"sent more than the expected {size} bytes")
-        if digest != sha256:
-            raise _Refused(f"SHA-256 mismatch (got {digest[:16]}..., expected {sha256[:16]}...)")
-
-    try:
-        atomic_write(dest, write)  # only a complete, verified file gets the real name
-        return None
-    except _Refused as refused:
-        return str(refused)
-    except urllib.error.HTTPError as error:
-        return f"HTTP {error.code} {error.reason}"
-    except urllib.error.URLError as error:
-        return f"cannot connect ({error.reason})"
-    except (OSError, http.client.HTTPException, ValueError) as error:
-        return f"{type(error).__name__}: {error}"
-
-
-def _stream(
-    url: str, out: BinaryIO, size: int | None, progress: bool, timeout: float, label: str
-) -> str | None:
-    """Copy the response body into `out`; its SHA-256 hex digest, or None if over `size`."""
-    digest = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else size
-        received = 0
-        with tqdm(
-            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-            disable=not progress, leave=False,
-        ) as bar:
-            while chunk := response.read(_CHUNK):
-                received += len(chunk)
-                # A mirror that streams forever (or an error page) must not fill the disk.
-                if size is not None and received > size:
-                    return None
-                digest.update(chunk)
-                out.write(chunk)
-                bar.update(len(chunk))
-    return digest.hexdigest()
