@@ -2,10 +2,11 @@
 
 Dataset files and downloads (`datasets`, `idx`, `downloads`), the one atomic file writer
 (`files`), model and checkpoint files (`archive` and `treejson`, the container;
-`modelfile`, what models and checkpoints hold), a training run on disk (`runs`, `reports`), the original notebook's parameters
-(`notebook`), image files and photos of digits (`imagefiles`, `photos`), plots (`plots`)
-and the process-wide malloc setting of the command-line tools (`allocator`). The math
-lives in `nets/` and `autodiff/` and never imports from here.
+`modelfile`, what models and checkpoints hold), a training run on disk (`runs`,
+`reports`), the original notebook's parameters (`notebook`), image files and photos of
+digits (`imagefiles`, `photos`), plots (`plots`) and the process-wide malloc setting of
+the command-line tools (`allocator`). The math lives in `nets/` and `autodiff/` and never
+imports from here.
 
     from digits import load_model
     model = load_model("models/mnist-mlp.npz")

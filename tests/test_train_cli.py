@@ -544,3 +544,16 @@ def test_a_loss_that_explodes_stops_like_nan_and_saves_nothing(capsys, tmp_path,
     assert code == 1
     assert_one_error_line(err, "training diverged", "--lr")
     assert not model.exists()
+
+
+def test_the_cnn_trains_saves_and_evaluates(capsys, tmp_path, data_dir):
+    model = tmp_path / "cnn.npz"
+    code, out, err = cli(capsys, "--data-dir", data_dir, "--save", model, "--model", "cnn",
+                         "--epochs", "1", "--val-size", VAL, "--batch-size", "50", "--quiet")
+    assert code == 0, err
+    loaded = load_model(model)
+    assert loaded.kind == "cnn" and loaded.settings.shift == 2 and loaded.settings.layers == ()
+    assert f"{100 * model_accuracy(model, data_dir):.2f}%" in out
+    code, out, err = cli(capsys, "--load", model, "--evaluate", "--data-dir", data_dir)
+    assert code == 0, err
+    assert confusion_counts(out).sum() == N_TEST
