@@ -20,6 +20,7 @@ from digits import reports
 from digits.allocator import keep_freed_memory
 from digits.datasets import Dataset, load_dataset
 from digits.modelfile import load_model
+from digits.photos import load_digit, require_pillow, save_input_image
 from digits.plots import plot_evaluation, plot_learning_curves, require_matplotlib
 from digits.runs import Files, resume, run_training
 from nets.config import CHOICES, RECIPES, Settings
@@ -190,8 +191,6 @@ def evaluate_model(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def predict_images(args: argparse.Namespace, settings: Settings) -> int:
-    from digits.photos import load_digit, save_input_image
-
     model = load_model(args.load)
     model.check_fits("28x28 digit images", 784, model.network.num_classes)
     failures = 0
@@ -230,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.plots:
             require_matplotlib()
         if args.predict:
-            __import__("digits.photos").photos.require_pillow()
+            require_pillow()
         if args.load and not (args.evaluate or args.predict):
             raise ConfigError("--load needs something to do with the model: --evaluate or "
                               "--predict")

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from autodiff import tree_leaves
 from digits import archive
 from digits.files import make_parent
-from nets.activations import softmax
 from nets.cnn import cnn_layer_summary
 from nets.config import Settings
 from nets.costs import COSTS, PREDICTIONS
@@ -72,8 +72,6 @@ class TrainedModel:
 
     @property
     def num_params(self) -> int:
-        from autodiff import tree_leaves
-
         return int(sum(np.size(leaf) for leaf in tree_leaves(self.params)))
 
     def check_fits(self, data: str, input_size: int, num_classes: int) -> None:
@@ -102,7 +100,7 @@ class TrainedModel:
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """(N, classes) float32 probabilities: softmax for cross-entropy models, sigmoid
         outputs scaled to sum to 1 for MSE models."""
-        to_probabilities = PREDICTIONS.get(self.settings.cost, softmax)
+        to_probabilities = PREDICTIONS[self.settings.cost]
         return np.asarray(to_probabilities(self.logits(images)), dtype=np.float32)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
@@ -126,8 +124,8 @@ class TrainedModel:
             layers = [f"  dense {a} -> {b}" + (f", {s.activation}" if i < len(s.layers) - 2
                                                  else "")
                       for i, (a, b) in enumerate(zip(s.layers[:-1], s.layers[1:]))]
-        accuracy = self.meta.get("test_accuracy")
-        tested = f"{100 * accuracy:.2f}%" if accuracy is not None else "not measured"
+        measured = self.meta.get("test_accuracy")
+        tested = f"{100 * measured:.2f}%" if measured is not None else "not measured"
         return "\n".join([f"{self.kind}, cost {s.cost}", *layers,
                           f"parameters: {self.num_params:,}",
                           f"dataset: {self.meta['dataset']}", f"test accuracy: {tested}"])
