@@ -1,0 +1,1 @@
+"""The plumbing around the networks: files and formats that other programs read."""
