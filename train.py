@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     use.add_argument("--show-input", metavar="DIR",
                      help="with --predict: save the 28x28 image the network saw")
     use.add_argument("--plots", metavar="DIR", help="write PNG plots to DIR")
+    use.add_argument("--export-onnx", metavar="OUT", help="write the --load model as an ONNX "
+                     "file (input 'image', output 'probabilities'; needs the onnx extra)")
 
     out = parser.add_argument_group("output")
     out.add_argument("--report", metavar="FILE", help="write a JSON report of the run")
@@ -214,6 +216,8 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argpar
         parser.error("--predict needs a model: add --load MODEL")
     if args.evaluate and not (args.load or args.import_notebook):
         parser.error("--evaluate needs a model: add --load MODEL")
+    if args.export_onnx and not args.load:
+        parser.error("--export-onnx needs a model: add --load MODEL")
     if args.show_input and not args.predict:
         parser.error("--show-input goes with --predict")
     if args.import_notebook and not args.save:
@@ -648,6 +652,14 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace, console: Console) -> None:
+    from digits.onnx_export import export_onnx
+
+    model, params, meta = load_model_file(args.load)
+    export_onnx(model.kind, params, meta, args.export_onnx)
+    console.result(f"{args.load} exported to {args.export_onnx}")
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console(args.quiet)
     if args.plots:
@@ -660,12 +672,17 @@ def run(args: argparse.Namespace) -> int:
         require_pillow()
     if args.import_notebook:
         return run_import(args, console)
+    if args.export_onnx:
+        run_export(args, console)
+        if not (args.predict or args.evaluate):
+            return 0
     if args.predict:
         return run_prediction(args, console)
     if args.evaluate:
         return run_evaluation(args, console)
     if args.load:
-        raise ConfigError("--load needs something to do with the model: --evaluate or --predict")
+        raise ConfigError("--load needs something to do with the model: --evaluate, --predict or "
+                          "--export-onnx")
     return run_training(args, console)
 
 
