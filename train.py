@@ -5,6 +5,7 @@
     python train.py --recipe seed            # the original notebook's recipe, exactly
     python train.py --load M --evaluate      # test a saved model
     python train.py --load M --predict a.png # classify your own digit photos
+    python train.py --load M --export-onnx M.onnx  # for ONNX Runtime and other frameworks
     python train.py --resume CHECKPOINT      # carry on after an interruption
 
 This file only turns arguments into calls and results into output; the work is in nets/.

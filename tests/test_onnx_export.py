@@ -6,6 +6,7 @@ probabilities far from uniform; ONNX Runtime and our engine are compared on thos
 """
 
 import os
+import sys
 
 import numpy as np
 import onnx
@@ -179,6 +180,13 @@ def test_models_it_cannot_export(tmp_path, kind, change, words):
     assert path.read_bytes() == b"previous"
 
 
+def test_without_the_onnx_package(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    params, meta = random_mlp()
+    with pytest.raises(ConfigError, match=r"pip install '\.\[onnx\]'"):
+        export_onnx("mlp", params, meta, tmp_path / "m.onnx")
+
+
 @pytest.mark.parametrize("where, words", [
     (lambda tmp: tmp, "is a directory"),
     (lambda tmp: tmp / "missing" / "m.onnx", "No such file or directory"),
@@ -218,9 +226,10 @@ def test_export_from_the_command_line(capsys, tmp_path, data_dir, model):
     code, _, err = cli(capsys, "--data-dir", data_dir, "--save", saved, *model, "--epochs",
                        "1", "--val-size", "20", "--batch-size", "20", "--quiet")
     assert code == 0, err
-    code, stdout, err = cli(capsys, "--load", saved, "--export-onnx", out)
+    code, stdout, err = cli(capsys, "--load", saved, "--export-onnx", out, "--evaluate",
+                            "--data-dir", data_dir)
     assert code == 0, err
-    assert f"exported to {out}" in stdout
+    assert f"exported to {out}" in stdout and "test accuracy" in stdout  # both actions ran
     loaded, params, meta = train.load_model_file(str(saved))
     images = np.random.default_rng(2).random((7, 28, 28), dtype=np.float32)
     np.testing.assert_allclose(run_onnx(str(out), images),
