@@ -15,6 +15,11 @@ a max commutes with adding a constant and with the monotone relu, in rounded ari
 Dropout is the identity at inference and is left out. The "divide-255" normalisation is the
 input contract itself (pixels 0-1), so the graph needs no node for it.
 
+The numbers agree to float32 rounding (about 1e-7). One place magnifies it: an mse model's
+probabilities divide each sigmoid output by the row's sum, so where a row's outputs sum to
+S the rounding of each output (about 1e-7, ours and ONNX Runtime's alike) becomes about
+1e-6 / S; in rows where the model sees no digit at all the two may differ visibly.
+
 The architecture is read from the parameter shapes; `meta` (a model file's metadata) gives
 the activation, cost, normalisation and image size, and the descriptive `metadata_props`.
 """
