@@ -1,7 +1,7 @@
 """Train, evaluate and use handwritten-digit classifiers built on our own autodiff engine.
 
 This file only parses flags into one `nets.config.Settings`, calls one function per action
-(train, evaluate, predict, import) and prints. Errors a user can cause end in one message
+(train, import, export, predict, evaluate) and prints. A user's mistake ends in one message
 and a non-zero exit code; --debug (or DIGITS_DEBUG=1) shows the traceback.
 """
 
@@ -45,38 +45,32 @@ def _layers(text: str) -> tuple[int, ...]:
             from None
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-
-
 SETTING_FLAGS = (  # (setting, parser or None for CHOICES, help); defaults from the recipe
     ("dataset", None, ""), ("model", None, "network kind"),
     ("layers", _layers, "MLP sizes, inputs first: 784,256,10 or 784 256 10"),
     ("activation", None, "hidden activation"), ("init", None, "weight initialisation"),
     ("init_scale", float, "std of init normal"), ("cost", None, ""), ("optimizer", None, ""),
     ("lr", float, "learning rate"), ("schedule", None, "learning-rate schedule"),
-    ("batch_size", _integer, "minibatch size; 0: full batch"), ("epochs", _integer, ""),
+    ("batch_size", int, "minibatch size; 0: full batch"), ("epochs", int, ""),
     ("weight_decay", float, "decoupled weight decay"),
-    ("patience", _integer, "stop after PATIENCE epochs without a better val loss, keep the best"),
-    ("shift", _integer, f"shift training images up to SHIFT pixels (cnn: {RECIPES['cnn'].shift})"),
-    ("seed", _integer, "seed of initialisation, split and shuffling"),
-    ("val_size", _integer, "training images held out for validation"))
+    ("patience", int, "stop after PATIENCE epochs without a better val loss, keep the best"),
+    ("shift", int, f"shift training images up to SHIFT pixels (cnn: {RECIPES['cnn'].shift})"),
+    ("seed", int, "seed of initialisation, split and shuffling"),
+    ("val_size", int, "training images held out for validation"))
 OTHER_FLAGS = {  # group: (flag, metavar or None for a switch, help)
     "files": (
         ("--data-dir", "DIR", "the four IDX files (default $MNIST_DIR, else a download)"),
         ("--save", "PATH", "where to save the model (default models/DATASET-MODEL.npz)"),
         ("--load", "PATH", "a saved model to evaluate or use"),
         ("--checkpoint", "PATH", "checkpoint file (default the --save path, .checkpoint.npz)"),
-        ("--checkpoint-every", "N", "write the checkpoint every N epochs (default 1)"),
+        ("--checkpoint-every", "N", "write the checkpoint every N epochs", 1),
         ("--resume", "CHECKPOINT", "continue the run saved there"),
         ("--import-notebook", "PICKLE", "the original notebook's parameters to --save")),
     "using a model": (
         ("--evaluate", None, "test the --load model: accuracy, precision, recall, confusions"),
         ("--predict", "IMAGE", "classify digit photos (PNG, JPEG) with the --load model"),
         ("--show-input", "DIR", "with --predict: save the 28x28 image the network saw"),
+        ("--export-onnx", "OUT", "write the --load model as an ONNX file (the onnx extra)"),
         ("--plots", "DIR", "write PNG plots to DIR"),
         ("--report", "FILE", "write a JSON report of the run"),
         ("--quiet", None, "no progress bars or epoch lines"),
@@ -98,11 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
                        f"{default})".lstrip(), nargs="+" if name == "layers" else None)
     for group, flags in OTHER_FLAGS.items():
         g = p.add_argument_group(group)
-        for flag, metavar, help_ in flags:
+        for flag, metavar, help_, *default in flags:  # a 4th item: the default
             options = {"action": "store_true"} if metavar is None else {
                 "metavar": metavar, "nargs": "+" if flag == "--predict" else None,
-                **({"type": _integer, "default": 1} if metavar == "N" else {})}
-            g.add_argument(flag, help=help_, **options)
+                **({"type": type(*default),
+                    "default": default[0]} if default else {})}
+            g.add_argument(flag, help=help_ + "".join(f" (default {d})" for d in default),
+                           **options)
     return p
 
 
@@ -114,12 +110,12 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if "layers" in given:
         given["layers"] = tuple(n for part in given["layers"] for n in part)
     fixed = sorted(set(given) - {"epochs"}) or (["recipe"] if args.recipe else [])
+    uses = [a for a in MODEL_ACTIONS if getattr(args, a)]
     for problem, message in (
             (args.resume and fixed, "--resume continues a run with the settings stored in its "
              "checkpoint; drop " + ", ".join("--" + k.replace("_", "-") for k in fixed)),
-            (args.predict and not args.load, "--predict needs --load MODEL"),
-            (args.evaluate and not (args.load or args.import_notebook),
-             "--evaluate needs --load MODEL"),
+            (uses and not (args.load or args.import_notebook),
+             f"--{''.join(uses[:1]).replace('_', '-')} needs --load MODEL"),
             (args.show_input and not args.predict, "--show-input needs --predict"),
             (args.import_notebook and not args.save, "--import-notebook needs --save PATH"),
             (args.load and args.resume, "use either --load (a model) or --resume (a checkpoint)"),
@@ -176,9 +172,7 @@ def evaluate_model(args: argparse.Namespace, settings: Settings) -> int:
     images, labels = prepare_images(dataset.test_images), dataset.test_labels.astype(np.int64)
     test_loss, test_accuracy, logits = model.evaluate(images, labels)
     matrix = confusion_matrix(np.argmax(logits, axis=1), labels, dataset.num_classes)
-    print(f"{args.load}: test accuracy {100 * test_accuracy:.2f}% ({np.trace(matrix)}/"
-          f"{len(labels)}), test loss {test_loss:.4f}\n"
-          f"{reports.confusion_table(matrix, model.class_names)}", flush=True)
+    print(reports.evaluation_text(args.load, test_loss, matrix, model.class_names), flush=True)
     if args.report:
         reports.write_report(args.report, {**model.meta, "test_accuracy": test_accuracy,
                                            "test_loss": test_loss})
@@ -208,15 +202,21 @@ def predict_images(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failures else 0
 
 
+def export_model(args: argparse.Namespace, settings: Settings) -> int:
+    from digits.onnx_export import export_onnx
+
+    export_onnx(load_model(args.load), args.export_onnx)
+    print(f"{args.load} exported to {args.export_onnx}", flush=True)
+    return 0
+
+
 def import_notebook(args: argparse.Namespace, settings: Settings) -> int:
     from digits.notebook import import_notebook_params
 
     sizes = import_notebook_params(args.import_notebook, args.save)
     print(f"imported {args.import_notebook} ({'-'.join(map(str, sizes))}, sigmoid outputs, "
           f"MSE) to {args.save}", flush=True)
-    if args.evaluate:
-        args.load = args.save
-        return evaluate_model(args, settings)
+    args.load = args.save  # what else was asked is done with the imported model
     return 0
 
 
@@ -230,12 +230,12 @@ def main(argv: list[str] | None = None) -> int:
             require_matplotlib()
         if args.predict:
             require_pillow()
-        if args.load and not (args.evaluate or args.predict):
-            raise ConfigError("--load needs something to do with the model: --evaluate or "
-                              "--predict")
-        action = import_notebook if args.import_notebook else predict_images if args.predict \
-            else evaluate_model if args.evaluate else train_model
-        return action(args, settings)
+        actions = [import_notebook] * bool(args.import_notebook) + [
+            action for name, action in MODEL_ACTIONS.items() if getattr(args, name)]
+        if args.load and not actions:
+            raise ConfigError("--load needs something to do with the model: " +
+                              ", ".join("--" + a.replace("_", "-") for a in MODEL_ACTIONS))
+        return max(action(args, settings) for action in actions or [train_model])
     except (NetsError, KeyboardInterrupt) as error:
         if args.debug or os.environ.get("DIGITS_DEBUG") == "1":
             raise
@@ -244,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
               else f"error: {error}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED if interrupted else 1
 
+
+# What can be done with a --load model, in the order it is done when several are given.
+MODEL_ACTIONS = {"export_onnx": export_model, "predict": predict_images,
+                 "evaluate": evaluate_model}
 
 if __name__ == "__main__":
     sys.exit(main())

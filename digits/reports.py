@@ -36,6 +36,13 @@ def confusion_table(matrix: np.ndarray, class_names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def evaluation_text(name: str, loss: float, matrix: np.ndarray, class_names: list[str]) -> str:
+    """What --evaluate prints: the test accuracy and loss, then the confusion table."""
+    right, total = int(np.trace(matrix)), int(matrix.sum())
+    return (f"{name}: test accuracy {100 * right / total:.2f}% ({right}/{total}), test loss "
+            f"{loss:.4f}\n{confusion_table(matrix, class_names)}")
+
+
 def _pct(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{100 * value:.2f}%"
 
