@@ -21,6 +21,16 @@ def sigmoid(x: Any) -> Any:
     return 0.5 * (anp.tanh(0.5 * x) + 1)
 
 
+def softplus(x: Any) -> Any:
+    """log(1 + e^x), as max(x, 0) + log(1 + e^-|x|): no overflow for any x."""
+    return anp.maximum(x, 0) + anp.log(1 + anp.exp(-anp.abs(x)))
+
+
+def log_sigmoid(x: Any) -> Any:
+    """log(sigmoid(x)) = -softplus(-x): finite where sigmoid(x) rounds to 0."""
+    return -softplus(-x)
+
+
 def tanh(x: Any) -> Any:
     """The hyperbolic tangent."""
     return anp.tanh(x)

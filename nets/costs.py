@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import autodiff.numpy as anp
-from nets.activations import log_softmax, sigmoid, softmax
+from nets.activations import log_sigmoid, log_softmax, sigmoid, softmax
 
 
 def cross_entropy(logits: Any, targets: Any) -> Any:
@@ -32,9 +32,12 @@ def mse(logits: Any, targets: Any) -> Any:
 
 COSTS: dict[str, Callable[[Any, Any], Any]] = {"cross-entropy": cross_entropy, "mse": mse}
 
+def sigmoid_shares(logits: Any) -> Any:
+    """The sigmoid outputs divided by their sum along the last axis, computed in log space
+    as softmax(log_sigmoid(logits)): rows whose sigmoids all round to 0 still sum to 1."""
+    return softmax(log_sigmoid(logits))
+
+
 # How each cost's logits become the probabilities reported to users: softmax for
 # cross-entropy; for mse the sigmoid outputs, normalised so they sum to one.
-PREDICTIONS: dict[str, Callable[[Any], Any]] = {
-    "cross-entropy": softmax,
-    "mse": lambda logits: sigmoid(logits) / anp.sum(sigmoid(logits), axis=-1, keepdims=True),
-}
+PREDICTIONS: dict[str, Callable[[Any], Any]] = {"cross-entropy": softmax, "mse": sigmoid_shares}

@@ -7,7 +7,7 @@ from strategies import arrays_in
 
 import autodiff.numpy as anp
 from autodiff import check_grads, grad
-from nets.activations import log_softmax, relu, sigmoid, softmax, tanh
+from nets.activations import log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh
 
 rng = np.random.default_rng(0)
 
@@ -24,7 +24,7 @@ def test_softmax_rows_sum_to_one_and_log_softmax_matches(x):
 
 def test_activations_are_stable_for_huge_inputs():
     x = np.array([[-1e4, 0.0, 1e4]], np.float32)
-    for f in (sigmoid, tanh, softmax, log_softmax, relu):
+    for f in (sigmoid, tanh, softmax, log_softmax, relu, softplus, log_sigmoid):
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             out = f(x)
         assert np.all(np.isfinite(out)) and out.dtype == np.float32, f.__name__
@@ -37,7 +37,15 @@ def test_sigmoid_matches_its_definition():
     np.testing.assert_allclose(sigmoid(x), 1 / (1 + np.exp(-x)), rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("f", [sigmoid, tanh, softmax, log_softmax])
+def test_log_sigmoid_matches_its_definition_and_stays_finite():
+    x = np.linspace(-30, 30, 121)
+    np.testing.assert_allclose(log_sigmoid(x), np.log(1 / (1 + np.exp(-x))), rtol=1e-12,
+                               atol=1e-15)
+    np.testing.assert_allclose(softplus(x), np.log1p(np.exp(x)), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(log_sigmoid(np.array([-1e4, -200.0, 1e4])), [-1e4, -200, 0])
+
+
+@pytest.mark.parametrize("f", [sigmoid, tanh, softmax, log_softmax, softplus, log_sigmoid])
 def test_activation_gradients(f):
     check_grads(lambda x: f(x), (rng.standard_normal((3, 4)),), order=2)
 

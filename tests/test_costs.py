@@ -44,6 +44,27 @@ def test_predictions_are_probabilities(name):
     assert np.all(p >= 0)
 
 
+def test_mse_probabilities_are_the_sigmoid_outputs_shared_out():
+    logits = rng.standard_normal((6, 10)) * 4
+    outputs = 1 / (1 + np.exp(-logits))
+    np.testing.assert_allclose(PREDICTIONS["mse"](logits),
+                               outputs / outputs.sum(axis=1, keepdims=True), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mse_probabilities_survive_extreme_logits(dtype):
+    # Every sigmoid rounds to 0 at -200; dividing them by their sum gave 0 / 0 = NaN.
+    logits = np.array([np.full(10, -200.0), np.r_[-200.0, np.full(9, -230.0)],
+                       np.full(10, 200.0)], dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        p = PREDICTIONS["mse"](logits)
+    assert p.dtype == dtype and np.all(np.isfinite(p))
+    rtol = 1e-5 if dtype == np.float32 else 1e-12  # float32 spacing at 200 is 1.5e-5
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=rtol)
+    np.testing.assert_allclose(p[[0, 2]], 0.1, rtol=rtol)
+    assert p[1, 0] > 0.999  # e^30 times each other class's share
+
+
 def test_a_user_cost_is_just_a_function():
     def hinge(logits, targets):
         margins = anp.maximum(1 + logits - anp.sum(logits * targets, axis=1, keepdims=True), 0)
