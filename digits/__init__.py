@@ -1,0 +1,1 @@
+"""Plumbing around the networks: photos of numbers, the web app."""
