@@ -54,7 +54,7 @@ DEFAULTS = {
     "dataset": "mnist", "model": "mlp", "layers": DEFAULT_LAYERS, "activation": "relu",
     "cost": "cross-entropy", "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": 10,
     "seed": 0, "val_size": 5000, "init": "he", "init_scale": 0.01, "schedule": "cosine",
-    "patience": 0, "weight_decay": 0.0, "checkpoint_every": 1,
+    "patience": 0, "weight_decay": 0.0, "checkpoint_every": 1, "host": "127.0.0.1", "port": 8000,
 }
 # Random shifts of up to 2 pixels keep the CNN from memorising the training set (without
 # them it reaches 100% training accuracy and about 99.2% on the test set).
@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     use.add_argument("--show-input", metavar="DIR",
                      help="with --predict: save the 28x28 image the network saw")
     use.add_argument("--plots", metavar="DIR", help="write PNG plots to DIR")
+    use.add_argument("--serve", action="store_true",
+                     help="serve the --load model as a local web app: draw digits, upload photos")
+    use.add_argument("--host", help="with --serve: address to bind (default 127.0.0.1)")
+    use.add_argument("--port", type=_int_at_least(1), help="with --serve: port (default 8000)")
 
     out = parser.add_argument_group("output")
     out.add_argument("--report", metavar="FILE", help="write a JSON report of the run")
@@ -212,6 +216,8 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argpar
         args.layers = _layers(args.layers)
     if args.predict and not args.load:
         parser.error("--predict needs a model: add --load MODEL")
+    if args.serve and not args.load:
+        parser.error("--serve needs a model: add --load MODEL")
     if args.evaluate and not (args.load or args.import_notebook):
         parser.error("--evaluate needs a model: add --load MODEL")
     if args.show_input and not args.predict:
@@ -593,40 +599,79 @@ def _evaluation_plots(directory: str, meta: dict, matrix: np.ndarray, names: lis
         console.info(f"wrote {path}")
 
 
+def load_trained_model(path: str) -> Any:
+    """A model file -> an object with `kind`, `meta` and `predict_proba(images (N, 28, 28)
+    float in [0, 1]) -> (N, classes) float32`, for reading photos and serving."""
+    from types import SimpleNamespace
+
+    model, params, meta = load_model_file(path)
+    if meta.get("normalisation", NORMALISATION) != NORMALISATION or model.input_size != 784:
+        raise CheckpointError(f"{path} was not trained on 28x28 digit images scaled "
+                              f"{NORMALISATION}; reading photos needs such a model")
+
+    def predict_proba(images: np.ndarray) -> np.ndarray:
+        logits = model.apply(params, np.asarray(images, np.float32).reshape(len(images), -1))
+        return np.asarray(PREDICTIONS[meta["cost"]](logits), dtype=np.float32)
+
+    return SimpleNamespace(kind=model.kind, meta=meta, predict_proba=predict_proba)
+
+
+def _number_line(path: str, readings: list, names: list[str]) -> str:
+    """One digit: its top 3, as always; several: the number and each digit's confidence.
+    Unsure digits are marked with '?' and explained on a line of their own."""
+    from digits.segment import LOW_CONFIDENCE
+
+    unsure = any(r.unsure for r in readings)
+    note = f"\n  ? = unsure: confidence below {LOW_CONFIDENCE:.0%}" if unsure else ""
+    if len(readings) == 1:
+        p = readings[0].probabilities
+        top = np.argsort(p)[::-1][:3]
+        ranked = ", ".join(f"{names[k]} {100 * p[k]:.1f}%" for k in top)
+        mark = "?" if readings[0].unsure else ""
+        return f"{path}: {names[top[0]]}{mark}   (top 3: {ranked}){note}"
+    each = ", ".join(f"{names[r.digit]}{'?' if r.unsure else ''} {100 * r.confidence:.1f}%"
+                     for r in readings)
+    return f"{path}: {''.join(names[r.digit] for r in readings)}  ({each}){note}"
+
+
 def run_prediction(args: argparse.Namespace, console: Console) -> int:
     from nets.errors import ImageError
-    from nets.images import load_digit, save_input_image
+    from nets.images import load_image, save_input_image
 
-    model, params, meta = load_model_file(args.load)
-    if meta.get("normalisation", NORMALISATION) != NORMALISATION or model.input_size != 784:
-        raise CheckpointError(f"{args.load} was not trained on 28x28 digit images scaled "
-                              f"{NORMALISATION}; --predict needs such a model")
-    names = list(meta.get("class_names") or [str(i) for i in range(model.num_classes)])
+    try:
+        from digits.segment import read_number
+    except ImportError as error:
+        raise ImageError(f"reading photos needs {error.name}: pip install '.[image]'") from None
+
+    model = load_trained_model(args.load)
+    names = list(model.meta.get("class_names") or [str(i) for i in range(10)])
     if args.show_input:
         _ensure_dir(args.show_input)
     failures = 0
     for path in args.predict:
         try:
-            digit = load_digit(path)
+            readings = read_number(load_image(path), model.predict_proba)
+            console.result(_number_line(path, readings, names))
+            for i, reading in enumerate(readings if args.show_input else []):
+                suffix = f".input-{i + 1}.png" if len(readings) > 1 else ".input.png"
+                out = save_input_image(reading.image, Path(args.show_input) /
+                                       (Path(path).stem + suffix))
+                console.info(f"  the network saw {out}")
         except ImageError as error:
             failures += 1
             print(f"{path}: error: {error}", file=sys.stderr, flush=True)
-            continue
-        logits = model.apply(params, digit.reshape(1, -1).astype(np.float32))
-        probabilities = np.asarray(PREDICTIONS[meta["cost"]](logits))[0]
-        top = np.argsort(probabilities)[::-1][:3]
-        ranked = ", ".join(f"{names[k]} {100 * probabilities[k]:.1f}%" for k in top)
-        console.result(f"{path}: {names[top[0]]}   (top 3: {ranked})")
-        if args.show_input:
-            out = Path(args.show_input) / (Path(path).stem + ".input.png")
-            try:
-                save_input_image(digit, out)
-            except ImageError as error:
-                failures += 1
-                print(f"{path}: error: {error}", file=sys.stderr, flush=True)
-                continue
-            console.info(f"  the network saw {out}")
     return 1 if failures else 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        from digits.serve import serve
+    except ImportError as error:
+        raise ConfigError(f"the web app needs {error.name}: pip install '.[serve,image]'") \
+            from None
+
+    serve(load_trained_model(args.load), args.host, args.port)
+    return 0
 
 
 def run_import(args: argparse.Namespace, console: Console) -> int:
@@ -654,7 +699,7 @@ def run(args: argparse.Namespace) -> int:
         from nets.plots import require_matplotlib
 
         require_matplotlib()
-    if args.predict:
+    if args.predict or args.serve:
         from nets.images import require_pillow
 
         require_pillow()
@@ -662,10 +707,13 @@ def run(args: argparse.Namespace) -> int:
         return run_import(args, console)
     if args.predict:
         return run_prediction(args, console)
+    if args.serve:
+        return run_serve(args)
     if args.evaluate:
         return run_evaluation(args, console)
     if args.load:
-        raise ConfigError("--load needs something to do with the model: --evaluate or --predict")
+        raise ConfigError("--load needs something to do with the model: --evaluate, --predict or "
+                          "--serve")
     return run_training(args, console)
 
 
