@@ -155,8 +155,8 @@ def predict_image(data: bytes, predict_proba: PredictProba) -> dict:
         raise BadRequest(422, str(error)) from None
     return {
         "number": "".join(str(r.digit) for r in readings),
-        "digits": [{"digit": r.digit, "confidence": round(r.confidence, 6),
-                    "probabilities": [round(float(p), 6) for p in r.probabilities],
+        "digits": [{"digit": r.digit, "confidence": r.confidence,
+                    "probabilities": [float(p) for p in r.probabilities],
                     "box": [int(v) for v in r.box], "unsure": r.unsure} for r in readings],
         "seen": [np.round(r.image, 3).tolist() for r in readings],
     }
