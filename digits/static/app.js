@@ -4,7 +4,7 @@
 "use strict";
 
 const THROTTLE_MS = 150;
-const STROKE = 16; // px on the 240 px tall pad: about MNIST's stroke for a full-height digit
+const STROKE = 20; // px on the 240 px tall pad: MNIST's stroke for a digit about 200 px tall
 
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
