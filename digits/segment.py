@@ -3,7 +3,8 @@
 A photo of a written number (one row of digits, any polarity, uneven lighting) becomes a
 list of digits ordered left to right:
 
-1. shrink large photos (block averaging) to a working size;
+1. shrink the photo (block averaging) to a working size where digits are still over 10 px
+   tall: finding them needs no more;
 2. fit the paper and its lighting with a robust quadratic surface; the heavier tail of
    the residual says whether the ink is darker or lighter than the paper;
 3. threshold the smoothed ink signal (Otsu, and well above the noise) into an ink mask;
@@ -12,9 +13,9 @@ list of digits ordered left to right:
    largest component), merge pieces whose horizontal extents overlap strongly (a 5 with a
    detached bar, a 4 written in two strokes), drop what is still small next to the
    largest group (dots, dust);
-5. cut each group out of the working image with a margin, paint the other groups' ink
-   over with the local paper, shrink the cut to at most CROP_SIZE px and hand it to
-   `to_mnist`, which does the MNIST preparation proper.
+5. cut each group out of the full-resolution photo with a margin, paint the other
+   groups' ink over with the fitted paper, shrink the cut to at most CROP_SIZE px and hand
+   it to `to_mnist`, which does the MNIST preparation proper.
 
 Boxes are (left, top, right, bottom) in the original photo's pixels, right and bottom
 exclusive. Everything a user can get wrong raises `ImageError` with a one-line message.
@@ -31,7 +32,8 @@ from scipy import ndimage
 from nets.errors import ImageError
 from nets.images import to_mnist
 
-WORK_SIZE = 1600  # longer side of the working image
+WORK_SIZE = 1600  # at most this longer side for finding the digits ...
+WORK_SHORT = 120  # ... and about this shorter side: digits stay over 10 px tall there
 CROP_SIZE = 96  # longer side of a digit's cut: 4-5x the 20 px MNIST box, and fast
 MIN_CONTRAST = 0.08  # ink must differ from the paper by 8 % ...
 MIN_SNR = 6.0  # ... and by six noise standard deviations
@@ -53,7 +55,7 @@ def find_digits(gray: np.ndarray) -> list[tuple[np.ndarray, Box]]:
     boxes in the photo's pixels. Raises ImageError when the photo holds no digit.
     """
     img = _check_gray(gray)
-    factor = max(1, -(-max(img.shape) // WORK_SIZE))
+    factor = max(1, -(-max(img.shape) // WORK_SIZE), min(img.shape) // WORK_SHORT)
     work = _block_mean(img, factor)
     background, signal = _ink_signal(work)
     ink = _ink_mask(signal)
@@ -63,13 +65,12 @@ def find_digits(gray: np.ndarray) -> list[tuple[np.ndarray, Box]]:
         raise ImageError("no digit found: only specks stand out from the background")
     found = []
     for members, (top, left, bottom, right) in groups:
-        crop = _cut(work, background, labels, members, (top, left, bottom, right))
-        try:
-            image = to_mnist(crop)
-        except ImageError:
-            continue  # too faint once cut out: not a digit
         box = (left * factor, top * factor, min(right * factor, img.shape[1]),
                min(bottom * factor, img.shape[0]))
+        try:
+            image = to_mnist(_cut(img, factor, background, labels, members, box))
+        except ImageError:
+            continue  # too faint once cut out: not a digit
         found.append((image, box))
     if not found:
         raise ImageError("no digit found: nothing digit-like stands out from the background")
@@ -151,13 +152,14 @@ def _fit_background(img: np.ndarray) -> np.ndarray:
     k = max(1, max(img.shape) // 64)
     small = _block_mean(img, k)
     quadratic = min(small.shape) >= 8
-    design = _terms(small.shape, quadratic).reshape(-1, 6 if quadratic else 1)
+    design = np.stack(np.broadcast_arrays(*_terms(small.shape, quadratic)), -1).reshape(
+        small.size, -1)
     z = small.ravel()
     keep = np.ones(z.size, dtype=bool)
     coef = np.zeros(design.shape[1])
     for _ in range(8):
         a = design[keep]
-        coef = np.linalg.lstsq(a, z[keep], rcond=None)[0]
+        coef = np.linalg.lstsq(a.T @ a, a.T @ z[keep], rcond=None)[0]  # normal equations
         resid = z - design @ coef
         centre = np.median(resid[keep])
         spread = 1.4826 * np.median(np.abs(resid[keep] - centre))
@@ -165,17 +167,19 @@ def _fit_background(img: np.ndarray) -> np.ndarray:
         if new.sum() < design.shape[1] or np.array_equal(new, keep):
             break
         keep = new
-    return _terms(img.shape, quadratic) @ coef
+    surface = sum(c * t for c, t in zip(coef, _terms(img.shape, quadratic), strict=True))
+    return np.broadcast_to(surface, img.shape)
 
 
-def _terms(shape: tuple[int, int], quadratic: bool) -> np.ndarray:
-    """(h, w, 6) columns 1, x, y, x^2, xy, y^2 over pixel centres in [-1, 1], or ones."""
+def _terms(shape: tuple[int, int], quadratic: bool) -> list:
+    """The terms 1, x, y, x^2, xy, y^2 over pixel centres in [-1, 1] as broadcastable
+    (h, 1), (1, w) and (h, w) arrays; only the constant when not `quadratic`."""
     h, w = shape
     if not quadratic:
-        return np.ones((h, w, 1))
-    y, x = np.meshgrid((np.arange(h) + 0.5) / h * 2 - 1, (np.arange(w) + 0.5) / w * 2 - 1,
-                       indexing="ij")
-    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1)
+        return [np.ones((1, 1))]
+    y = ((np.arange(h) + 0.5) / h * 2 - 1)[:, None]
+    x = ((np.arange(w) + 0.5) / w * 2 - 1)[None, :]
+    return [np.ones((1, 1)), x, y, x * x, x * y, y * y]
 
 
 def _ink_mask(signal: np.ndarray) -> np.ndarray:
@@ -250,18 +254,21 @@ def _join(a: tuple, b: tuple) -> tuple:
     return ma + mb, box, aa + ab
 
 
-def _cut(work: np.ndarray, background: np.ndarray, labels: np.ndarray, members: list[int],
-         box: tuple[int, int, int, int]) -> np.ndarray:
-    """The digit's box with a margin; other digits' ink inside it painted over with paper;
-    shrunk to at most CROP_SIZE px on the longer side."""
-    top, left, bottom, right = box
-    pad = int(MARGIN * max(bottom - top, right - left)) + 2
+def _cut(img: np.ndarray, factor: int, background: np.ndarray, labels: np.ndarray,
+         members: list[int], box: Box) -> np.ndarray:
+    """The digit's box (photo pixels) with a margin, cut from the full-resolution photo;
+    other digits' ink inside it painted over with paper; shrunk to at most CROP_SIZE px
+    on the longer side. `labels` and `background` are at the working scale (1 / factor)."""
+    left, top, right, bottom = box
+    pad = int(MARGIN * max(bottom - top, right - left)) + 2 * factor
     top, left = max(top - pad, 0), max(left - pad, 0)
-    bottom, right = min(bottom + pad, work.shape[0]), min(right + pad, work.shape[1])
-    crop = work[top:bottom, left:right].copy()
-    near = labels[top:bottom, left:right]
+    bottom, right = min(bottom + pad, img.shape[0]), min(right + pad, img.shape[1])
+    crop = img[top:bottom, left:right].copy()
+    at = np.ix_(np.arange(top, bottom) // factor, np.arange(left, right) // factor)
+    near = labels[at]
     others = (near > 0) & ~np.isin(near, members)
     if others.any():
-        others = ndimage.binary_dilation(others, iterations=2) & ~np.isin(near, members)
-        crop[others] = background[top:bottom, left:right][others]
+        grow = 2 * factor
+        others = ndimage.binary_dilation(others, iterations=grow) & ~np.isin(near, members)
+        crop[others] = background[at][others]
     return _block_mean(crop, max(1, -(-max(crop.shape) // CROP_SIZE)))
