@@ -40,7 +40,7 @@ MIN_SNR = 6.0  # ... and by six noise standard deviations
 SPECK_AREA = 0.02  # components under 2 % of the largest's area are dust, dropped at once
 SMALL_AREA = 0.06  # groups under 6 % of the largest group's area ...
 SMALL_HEIGHT = 0.3  # ... or under 30 % of the tallest group's height are not digits
-MIN_HEIGHT = 8  # px in the working image: anything shorter is a speck, whatever else there is
+MIN_SIZE = 8  # px in the working image: anything smaller both ways is a speck, whatever else
 MERGE_OVERLAP = 0.5  # pieces share at least half of the narrower one's width: one digit
 MARGIN = 0.4  # of the digit's longer side around each cut: paper enough for to_mnist
 LOW_CONFIDENCE = 0.7  # a reading below this probability is flagged as unsure
@@ -237,8 +237,8 @@ def _group(labels: np.ndarray, count: int) -> list[tuple[list[int], tuple[int, i
     tallest = max(box[2] - box[0] for _, box, _ in merged)
     largest = max(area for _, _, area in merged)
     kept = [(members, box) for members, box, area in merged
-            if area >= SMALL_AREA * largest
-            and box[2] - box[0] >= max(SMALL_HEIGHT * tallest, MIN_HEIGHT)]
+            if area >= SMALL_AREA * largest and box[2] - box[0] >= SMALL_HEIGHT * tallest
+            and max(box[2] - box[0], box[3] - box[1]) >= MIN_SIZE]
     return sorted(kept, key=lambda group: (group[1][1] + group[1][3]) / 2)
 
 
