@@ -201,10 +201,33 @@ def main(argv: list[str] | None = None) -> int:
     print(f"accuracy on the photos via naive_resize {acc_naive:7.2%}"
           f"   gap {100 * (acc_naive - acc_digits):+6.2f} pp   ({t_naive * 1e3:.1f} ms/photo)")
     print(f"photos where to_mnist found no digit: {int((~found).sum())}")
+    right, several, t_read = read_single(predict, photos, labels)
+    print(f"accuracy on the photos via --predict    {right:7.2%}   gap "
+          f"{100 * (right - acc_digits):+6.2f} pp   ({t_read * 1e3:.1f} ms/photo; digits found "
+          f"first, {several} photos read as several digits)")
 
     if args.save_examples:
         save_examples(args.save_examples, photos[:8], clean[:8], naive[:8])
     return 0
+
+
+def read_single(predict: Predictor, photos: list, labels: np.ndarray) -> tuple[float, int,
+                                                                              float]:
+    """What `--predict` does with each photo: find the digits, then read them. Right when
+    exactly one digit is found and it is the right class. -> (accuracy, how many photos
+    were read as several digits, seconds per photo)."""
+    from digits.segment import read_number
+
+    right = several = 0
+    start = time.perf_counter()
+    for photo, label in zip(photos, labels, strict=True):
+        try:
+            readings = read_number(photo, lambda batch: predict(batch.reshape(len(batch), -1)))
+        except ImageError:
+            readings = []
+        several += len(readings) > 1
+        right += len(readings) == 1 and readings[0].digit == label
+    return right / len(photos), several, (time.perf_counter() - start) / len(photos)
 
 
 def read_strips(predict: Predictor, images: np.ndarray, labels: np.ndarray, count: int,
