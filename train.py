@@ -218,6 +218,8 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argpar
         parser.error("--predict needs a model: add --load MODEL")
     if args.serve and not args.load:
         parser.error("--serve needs a model: add --load MODEL")
+    if given & {"host", "port"} and not args.serve:
+        parser.error("--host and --port go with --serve")
     if args.evaluate and not (args.load or args.import_notebook):
         parser.error("--evaluate needs a model: add --load MODEL")
     if args.show_input and not args.predict:

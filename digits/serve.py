@@ -209,9 +209,10 @@ def _json(content: Any, status: int = 200, headers: dict | None = None) -> Respo
 def model_info(model: Any) -> dict:
     """What /api/model shows of a loaded model (`kind` and a `meta` dict)."""
     meta = model.meta
-    layers = meta.get("layer_sizes") or [
-        {"conv": meta.get("channels"), "kernel": meta.get("kernel_size"),
-         "dense": meta.get("hidden"), "classes": meta.get("num_classes")}]
+    layers = meta.get("layer_sizes") or (  # the CNN: its layers in words
+        [f"conv {meta.get('kernel_size')}x{meta.get('kernel_size')} {c}, pool"
+         for c in meta.get("channels", [])]
+        + [f"dense {meta.get('hidden')}", f"dense {meta.get('num_classes')}"])
     return {"kind": model.kind, "layers": layers, "dataset": meta.get("dataset"),
             "cost": meta.get("cost"), "test_accuracy": meta.get("test_accuracy"),
             "classes": meta.get("class_names")}

@@ -235,7 +235,9 @@ def test_serve_prints_the_url_and_binds_where_asked(monkeypatch, capsys):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.update(kw, app=app))
 
     class Model:
-        kind, meta = "cnn", {"channels": [32, 64], "dataset": "mnist", "test_accuracy": 0.99}
+        kind = "cnn"
+        meta = {"channels": [32, 64], "kernel_size": 3, "hidden": 128, "num_classes": 10,
+                "dataset": "mnist", "test_accuracy": 0.99}
 
         def predict_proba(self, images):
             return np.full((len(images), 10), 0.1, np.float32)
@@ -245,3 +247,4 @@ def test_serve_prints_the_url_and_binds_where_asked(monkeypatch, capsys):
     assert ran["host"] == "127.0.0.1" and ran["port"] == 8123
     info = TestClient(ran["app"]).get("/api/model").json()
     assert info["kind"] == "cnn" and info["test_accuracy"] == 0.99
+    assert info["layers"] == ["conv 3x3 32, pool", "conv 3x3 64, pool", "dense 128", "dense 10"]

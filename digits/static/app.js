@@ -207,8 +207,9 @@ document.getElementById("upload").addEventListener("change", (event) => {
 fetch("/api/model").then((r) => r.json()).then((info) => {
   const accuracy = info.test_accuracy == null ? "" :
     `, ${(100 * info.test_accuracy).toFixed(2)}% on the test set`;
-  const layers = Array.isArray(info.layers) && typeof info.layers[0] === "number" ?
-    ` ${info.layers.join("-")}` : "";
+  const numbers = Array.isArray(info.layers) && typeof info.layers[0] === "number";
+  const layers = Array.isArray(info.layers) ?
+    (numbers ? ` ${info.layers.join("-")}` : ` (${info.layers.join("; ")})`) : "";
   document.getElementById("model").textContent =
     `${info.kind}${layers} trained on ${info.dataset}${accuracy}`;
 }).catch(() => {});
