@@ -248,3 +248,15 @@ def test_serve_prints_the_url_and_binds_where_asked(monkeypatch, capsys):
     info = TestClient(ran["app"]).get("/api/model").json()
     assert info["kind"] == "cnn" and info["test_accuracy"] == 0.99
     assert info["layers"] == ["conv 3x3 32, pool", "conv 3x3 64, pool", "dense 128", "dense 10"]
+
+
+@pytest.mark.parametrize("content_type,body,words", [
+    ("multipart/form-data", b"garbage", "malformed multipart"),
+    ("multipart/form-data; boundary=xyz", b"garbage", "malformed multipart"),
+    ("multipart/form-data; boundary=xyz",
+     b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+     b"not a png\r\n--xyz--\r\n", "not an image"),
+])
+def test_malformed_multipart_is_400(client, content_type, body, words):
+    assert_error(client.post("/api/predict", content=body,
+                             headers={"Content-Type": content_type}), 400, words)
