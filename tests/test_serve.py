@@ -8,10 +8,12 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
-from starlette.testclient import TestClient
 
-from digits import serve
-from digits.serve import MAX_BODY, create_app
+pytest.importorskip("starlette", reason="the web app needs the serve extra: pip install '.[serve]'")
+from starlette.testclient import TestClient  # noqa: E402
+
+from digits import serve  # noqa: E402
+from digits.serve import MAX_BODY, create_app  # noqa: E402
 
 INFO = {"kind": "mlp", "layers": [784, 16, 10], "dataset": "mnist", "test_accuracy": 0.9}
 
