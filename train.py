@@ -1,9 +1,8 @@
 """Train, evaluate and use handwritten-digit classifiers built on our own autodiff engine.
 
-This file only parses flags into one `nets.config.Settings`, calls one function per action
-(train, import, export, predict, evaluate) and prints. A user's mistake ends in one message
-and a non-zero exit code; --debug (or DIGITS_DEBUG=1) shows the traceback.
-"""
+Only parses flags into one `nets.config.Settings`, calls one function per action (train,
+import, export, predict, evaluate, serve) and prints. A user's mistake is one line and a
+non-zero exit code; --debug (or DIGITS_DEBUG=1) shows the traceback."""
 
 from __future__ import annotations
 
@@ -14,19 +13,16 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-import numpy as np
-
 from digits import reports
 from digits.allocator import keep_freed_memory
 from digits.datasets import Dataset, load_dataset
-from digits.modelfile import load_model
-from digits.photos import load_digit, require_pillow, save_input_image
+from digits.imagefiles import require_pillow
+from digits.modelfile import TrainedModel, load_model
+from digits.onnx_export import export_onnx
 from digits.plots import plot_evaluation, plot_learning_curves, require_matplotlib
 from digits.runs import Files, resume, run_training
 from nets.config import CHOICES, RECIPES, Settings
 from nets.errors import ConfigError, ImageError, NetsError
-from nets.inputs import prepare_images
-from nets.metrics import confusion_matrix
 
 EXIT_INTERRUPTED = 130
 
@@ -68,13 +64,14 @@ OTHER_FLAGS = {  # group: (flag, metavar or None for a switch, help)
         ("--import-notebook", "PICKLE", "the original notebook's parameters to --save")),
     "using a model": (
         ("--evaluate", None, "test the --load model: accuracy, precision, recall, confusions"),
-        ("--predict", "IMAGE", "classify digit photos (PNG, JPEG) with the --load model"),
-        ("--show-input", "DIR", "with --predict: save the 28x28 image the network saw"),
+        ("--predict", "IMAGE", "read the digits in photos (PNG, JPEG) with the --load model"),
+        ("--show-input", "DIR", "with --predict: save the 28x28 images the network saw"),
         ("--export-onnx", "OUT", "write the --load model as an ONNX file (the onnx extra)"),
-        ("--plots", "DIR", "write PNG plots to DIR"),
-        ("--report", "FILE", "write a JSON report of the run"),
-        ("--quiet", None, "no progress bars or epoch lines"),
-        ("--debug", None, "show tracebacks on errors"))}
+        ("--serve", None, "serve the --load model as a local web app: draw digits, upload photos"),
+        ("--host", "HOST", "with --serve: the address to bind", "127.0.0.1"),
+        ("--port", "PORT", "with --serve: the port", 8000), ("--debug", None, "show tracebacks"),
+        ("--plots", "DIR", "write PNG plots to DIR"), ("--report", "FILE", "a JSON report"),
+        ("--quiet", None, "no progress bars or epoch lines"))}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,8 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         for flag, metavar, help_, *default in flags:  # a 4th item: the default
             options = {"action": "store_true"} if metavar is None else {
                 "metavar": metavar, "nargs": "+" if flag == "--predict" else None,
-                **({"type": type(*default),
-                    "default": default[0]} if default else {})}
+                **({"type": type(*default), "default": default[0]} if default else {})}
             g.add_argument(flag, help=help_ + "".join(f" (default {d})" for d in default),
                            **options)
     return p
@@ -165,59 +161,57 @@ def load_data(args: argparse.Namespace, name: str) -> Dataset:
     return dataset
 
 
-def evaluate_model(args: argparse.Namespace, settings: Settings) -> int:
-    model = load_model(args.load)
+def evaluate_model(args: argparse.Namespace, model: TrainedModel) -> int:
     dataset = load_data(args, model.meta["dataset"])
-    model.check_fits(dataset.name, dataset.test_images[0].size, dataset.num_classes)
-    images, labels = prepare_images(dataset.test_images), dataset.test_labels.astype(np.int64)
-    test_loss, test_accuracy, logits = model.evaluate(images, labels)
-    matrix = confusion_matrix(np.argmax(logits, axis=1), labels, dataset.num_classes)
-    print(reports.evaluation_text(args.load, test_loss, matrix, model.class_names), flush=True)
+    loss, accuracy, matrix, probabilities = model.test(dataset)
+    print(reports.evaluation_text(args.load, loss, matrix, model.class_names), flush=True)
     if args.report:
-        reports.write_report(args.report, {**model.meta, "test_accuracy": test_accuracy,
-                                           "test_loss": test_loss})
+        reports.write_report(args.report, {**model.meta, "test_accuracy": accuracy,
+                                           "test_loss": loss})
     if args.plots:
         for path in plot_evaluation(args.plots, model.meta.get("history"), matrix,
-                                    model.class_names, dataset.test_images, labels,
-                                    model.predict_proba(images)):
+                                    model.class_names, dataset.test_images,
+                                    dataset.test_labels.astype(int), probabilities):
             say(args, f"wrote {path}")
     return 0
 
 
-def predict_images(args: argparse.Namespace, settings: Settings) -> int:
-    model = load_model(args.load)
-    model.check_fits("28x28 digit images", 784, model.network.num_classes)
+def predict_images(args: argparse.Namespace, model: TrainedModel) -> int:
+    from digits.segment import number_line, read_photo, save_seen
+
     failures = 0
     for path in args.predict:
         try:
-            digit = load_digit(path)
-            print(f"{path}: " + reports.top3_line(model.predict_proba(digit[None])[0],
-                                          model.class_names), flush=True)
-            if args.show_input:
-                out = Path(args.show_input) / f"{Path(path).stem}.input.png"
-                say(args, f"  the network saw {save_input_image(digit, out)}")
+            readings = read_photo(path, model)
+            print(number_line(path, readings, model.class_names), flush=True)
+            for out in save_seen(readings, args.show_input, path) if args.show_input else []:
+                say(args, f"  the network saw {out}")
         except ImageError as error:
             failures += 1
             print(f"{path}: error: {error}", file=sys.stderr, flush=True)
     return 1 if failures else 0
 
 
-def export_model(args: argparse.Namespace, settings: Settings) -> int:
-    from digits.onnx_export import export_onnx
+def serve_model(args: argparse.Namespace, model: TrainedModel) -> int:
+    from digits.serve import serve  # the serve extra: a one-line error without it
 
-    export_onnx(load_model(args.load), args.export_onnx)
+    serve(model, args.host, args.port)
+    return 0
+
+
+def export_model(args: argparse.Namespace, model: TrainedModel) -> int:
+    export_onnx(model, args.export_onnx)
     print(f"{args.load} exported to {args.export_onnx}", flush=True)
     return 0
 
 
-def import_notebook(args: argparse.Namespace, settings: Settings) -> int:
+def import_notebook(args: argparse.Namespace) -> str:
     from digits.notebook import import_notebook_params
 
     sizes = import_notebook_params(args.import_notebook, args.save)
     print(f"imported {args.import_notebook} ({'-'.join(map(str, sizes))}, sigmoid outputs, "
           f"MSE) to {args.save}", flush=True)
-    args.load = args.save  # what else was asked is done with the imported model
-    return 0
+    return args.save
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,14 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.plots:
             require_matplotlib()
-        if args.predict:
+        if args.predict or args.serve:
             require_pillow()
-        actions = [import_notebook] * bool(args.import_notebook) + [
-            action for name, action in MODEL_ACTIONS.items() if getattr(args, name)]
-        if args.load and not actions:
+        if args.import_notebook:
+            args.load = import_notebook(args)  # the other actions use the imported model
+        uses = [action for name, action in MODEL_ACTIONS.items() if getattr(args, name)]
+        if not args.load:
+            return train_model(args, settings)
+        if not (uses or args.import_notebook):
             raise ConfigError("--load needs something to do with the model: " +
                               ", ".join("--" + a.replace("_", "-") for a in MODEL_ACTIONS))
-        return max(action(args, settings) for action in actions or [train_model])
+        model = load_model(args.load)
+        return max([0] + [use(args, model) for use in uses])
     except (NetsError, KeyboardInterrupt) as error:
         if args.debug or os.environ.get("DIGITS_DEBUG") == "1":
             raise
@@ -245,9 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED if interrupted else 1
 
 
-# What can be done with a --load model, in the order it is done when several are given.
-MODEL_ACTIONS = {"export_onnx": export_model, "predict": predict_images,
-                 "evaluate": evaluate_model}
+MODEL_ACTIONS = {"export_onnx": export_model, "predict": predict_images,  # in this order
+                 "evaluate": evaluate_model, "serve": serve_model}
 
 if __name__ == "__main__":
     sys.exit(main())

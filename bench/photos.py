@@ -8,8 +8,15 @@ original digits and on both versions of the photos, with the gaps in percentage 
 
     python bench/photos.py --model model.npz            # a model saved by train.py
     python bench/photos.py --quick-baseline             # trains a small NumPy MLP first
+    python bench/photos.py --model model.npz --strips 1000   # whole numbers instead
 
 A photo where `to_mnist` finds no digit counts as a mistake.
+
+With `--strips N` it photographs N written numbers instead: 2-6 MNIST test digits side by
+side with random spacing, size and photo effects (`tests/photo_fixtures.py`), read by
+`digits.segment.read_number`. It reports how often the digit count is right, the per-digit
+accuracy (a digit counts as read when exactly one found digit has its centre inside the
+digit's true box and is the right class), and how often the whole number is right.
 """
 
 from __future__ import annotations
@@ -123,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", type=Path,
                         default=Path(os.environ.get("MNIST_DIR") or DEFAULT_DATA))
+    parser.add_argument("--strips", type=int, metavar="N",
+                        help="read N photographed numbers of 2-6 digits instead")
     parser.add_argument("--save-examples", type=Path, metavar="DIR",
                         help="write a few photos and both 28x28 versions as PNGs here")
     args = parser.parse_args(argv)
@@ -144,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
+    if args.strips:
+        return read_strips(predict, test_x, test_y.astype(int), args.strips, rng)
     pick = rng.choice(len(test_x), size=min(args.count, len(test_x)), replace=False)
     digits, labels = test_x[pick], test_y[pick].astype(int)
     photos = [synthetic_photo(d, rng) for d in digits]
@@ -174,10 +185,78 @@ def main(argv: list[str] | None = None) -> int:
     print(f"accuracy on the photos via naive_resize {acc_naive:7.2%}"
           f"   gap {100 * (acc_naive - acc_digits):+6.2f} pp   ({t_naive * 1e3:.1f} ms/photo)")
     print(f"photos where to_mnist found no digit: {int((~found).sum())}")
+    right, several, t_read = read_single(predict, photos, labels)
+    print(f"accuracy on the photos via --predict    {right:7.2%}   gap "
+          f"{100 * (right - acc_digits):+6.2f} pp   ({t_read * 1e3:.1f} ms/photo; digits found "
+          f"first, {several} photos read as several digits)")
 
     if args.save_examples:
         save_examples(args.save_examples, photos[:8], clean[:8], naive[:8])
     return 0
+
+
+def read_single(predict: Predictor, photos: list, labels: np.ndarray) -> tuple[float, int,
+                                                                              float]:
+    """What `--predict` does with each photo: find the digits, then read them. Right when
+    exactly one digit is found and it is the right class. -> (accuracy, how many photos
+    were read as several digits, seconds per photo)."""
+    from digits.segment import read_number
+
+    right = several = 0
+    start = time.perf_counter()
+    for photo, label in zip(photos, labels, strict=True):
+        try:
+            readings = read_number(photo, lambda batch: predict(batch.reshape(len(batch), -1)))
+        except ImageError:
+            readings = []
+        several += len(readings) > 1
+        right += len(readings) == 1 and readings[0].digit == label
+    return right / len(photos), several, (time.perf_counter() - start) / len(photos)
+
+
+def read_strips(predict: Predictor, images: np.ndarray, labels: np.ndarray, count: int,
+                rng: np.random.Generator) -> int:
+    """Photograph `count` numbers of 2-6 test digits, read them, print the three figures."""
+    from photo_fixtures import synthetic_strip
+
+    from digits.segment import read_number
+
+    def predict_proba(batch: np.ndarray) -> np.ndarray:
+        return predict(batch.reshape(len(batch), -1))
+
+    right_count = right_number = right_digits = digits = 0
+    clean_hits, seconds = [], 0.0
+    for _ in range(count):
+        pick = rng.choice(len(images), size=int(rng.integers(2, 7)), replace=False)
+        photo, boxes = synthetic_strip(images[pick], rng, dark_ink=rng.random() < 0.8)
+        start = time.perf_counter()
+        try:
+            readings = read_number(photo, predict_proba)
+        except ImageError:
+            readings = []
+        seconds += time.perf_counter() - start
+        truth = labels[pick]
+        digits += len(pick)
+        right_count += len(readings) == len(pick)
+        right_number += [r.digit for r in readings] == list(truth)
+        for box, label in zip(boxes, truth, strict=True):
+            inside = [r for r in readings if _centre_in(r.box, box)]
+            right_digits += len(inside) == 1 and inside[0].digit == label
+        clean_hits.append(predict(images[pick].reshape(len(pick), -1) / 255.0).argmax(1)
+                          == truth)
+    print(f"strips: {count} photographed numbers of 2-6 MNIST test digits ({digits} digits)")
+    print(f"digit count right        {right_count / count:7.2%}")
+    print(f"per-digit accuracy       {right_digits / digits:7.2%}   (the same digits as MNIST "
+          f"gives them: {np.mean(np.concatenate(clean_hits)):.2%})")
+    print(f"whole number right       {right_number / count:7.2%}")
+    print(f"time to read a number    {1e3 * seconds / count:.0f} ms "
+          f"({1e3 * seconds / digits:.0f} ms per digit)")
+    return 0
+
+
+def _centre_in(found: tuple, box: tuple) -> bool:
+    x, y = (found[0] + found[2]) / 2, (found[1] + found[3]) / 2
+    return box[0] <= x < box[2] and box[1] <= y < box[3]
 
 
 def save_examples(directory: Path, photos, clean, naive) -> None:

@@ -4,8 +4,9 @@ Dataset files and downloads (`datasets`, `idx`, `downloads`), the one atomic fil
 (`files`), model and checkpoint files (`archive` and `treejson`, the container;
 `modelfile`, what models and checkpoints hold), a training run on disk (`runs`,
 `reports`), the original notebook's parameters (`notebook`), image files and photos of
-digits (`imagefiles`, `photos`), plots (`plots`) and the process-wide malloc setting of
-the command-line tools (`allocator`). The math lives in `nets/` and `autodiff/` and never
+digits (`imagefiles`, `photos`; whole numbers in one photo: `segment`), plots (`plots`),
+the web app (`serve` and its page in `static/`), ONNX export (`onnx_export`) and the
+process-wide malloc setting of the command-line tools (`allocator`). The math lives in `nets/` and `autodiff/` and never
 imports from here.
 
     from digits import load_model

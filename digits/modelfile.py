@@ -29,13 +29,14 @@ import numpy as np
 
 from autodiff import tree_leaves
 from digits import archive
+from digits.datasets import Dataset
 from digits.files import make_parent
 from nets.cnn import cnn_layer_summary
 from nets.config import Settings
 from nets.costs import COSTS, PREDICTIONS
 from nets.errors import CheckpointError, ConfigError
-from nets.inputs import one_hot
-from nets.metrics import accuracy
+from nets.inputs import one_hot, prepare_images
+from nets.metrics import accuracy, confusion_matrix
 from nets.models import Model, build_model, check_params
 from nets.training import TrainState
 
@@ -113,6 +114,17 @@ class TrainedModel:
         targets = one_hot(np.asarray(labels, np.int64), self.network.num_classes)
         loss = float(COSTS[self.settings.cost](logits, targets))
         return loss, accuracy(np.argmax(logits, axis=1), labels), logits
+
+    def test(self, dataset: Dataset) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """On a dataset's test images: the mean cost, the accuracy, the confusion matrix
+        (rows: true class) and the probabilities (n, classes). CheckpointError when the
+        model does not fit the dataset."""
+        self.check_fits(dataset.name, dataset.test_images[0].size, dataset.num_classes)
+        labels = dataset.test_labels.astype(np.int64)
+        loss, accuracy, logits = self.evaluate(prepare_images(dataset.test_images), labels)
+        matrix = confusion_matrix(np.argmax(logits, axis=1), labels, dataset.num_classes)
+        probabilities = PREDICTIONS[self.settings.cost](logits)
+        return loss, accuracy, matrix, np.asarray(probabilities, dtype=np.float32)
 
     def summary(self) -> str:
         """Layers, parameter count, dataset and test accuracy, one line each."""

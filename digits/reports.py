@@ -61,11 +61,12 @@ def interrupted_message(state: TrainState, checkpoint: str) -> str:
             f"{checkpoint}\nresume with: python train.py --resume {checkpoint}")
 
 
-def top3_line(probabilities: np.ndarray, class_names: list[str]) -> str:
-    """The most likely class, then the three most likely with their probabilities."""
+def top3_line(probabilities: np.ndarray, class_names: list[str], mark: str = "") -> str:
+    """The most likely class (followed by `mark`), then the three most likely with their
+    probabilities."""
     top = np.argsort(probabilities)[::-1][:3]
     ranked = ", ".join(f"{class_names[k]} {100 * probabilities[k]:.1f}%" for k in top)
-    return f"{class_names[top[0]]}   (top 3: {ranked})"
+    return f"{class_names[top[0]]}{mark}   (top 3: {ranked})"
 
 
 def write_report(path: str, meta: dict) -> None:

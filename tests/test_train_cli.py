@@ -207,7 +207,7 @@ def test_evaluate_prints_accuracy_and_confusion_matrix(capsys, tmp_path, data_di
     (["--lr", "fast"], ["--lr"]),
     (["--batch-size", "-1"], ["--batch-size", "at least 0"]),
     (["--epochs", "0"], ["--epochs", "at least 1"]),
-    (["--epochs", "1.5"], ["--epochs", "integer"]),
+    (["--epochs", "1.5"], ["--epochs", "invalid int value"]),
     (["--val-size", "-5"], ["--val-size"]),
     (["--cost", "hinge"], ["--cost", "hinge"]),
     (["--optimizer", "adagrad"], ["--optimizer", "adagrad"]),
@@ -217,6 +217,9 @@ def test_evaluate_prints_accuracy_and_confusion_matrix(capsys, tmp_path, data_di
     (["--weight-decay", "-0.1"], ["--weight-decay"]),
     (["--predict", "a.png"], ["--predict", "--load"]),
     (["--evaluate"], ["--evaluate", "--load"]),
+    (["--serve"], ["--serve", "--load"]),
+    (["--export-onnx", "m.onnx"], ["--export-onnx", "--load"]),
+    (["--serve", "--port", "http"], ["--port", "invalid int value"]),
     (["--model", "cnn", "--layers", "784,10"], ["--layers", "cnn"]),
     (["--patience", "2", "--val-size", "0"], ["--patience", "--val-size"]),
 ])

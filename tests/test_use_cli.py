@@ -137,3 +137,41 @@ def test_import_refuses_a_pickle_that_calls_another_global(capsys, tmp_path):
     code, _, err = cli(capsys, "--import-notebook", evil, "--save", tmp_path / "m.npz")
     assert code == 1 and "refused" in err.lower() and "os" in err
     assert not marker.exists() and not (tmp_path / "m.npz").exists()
+
+
+def test_predict_reads_a_whole_number_and_marks_unsure_digits(capsys, tmp_path, fake_dir,
+                                                              model):
+    from photo_fixtures import synthetic_strip
+
+    digits = load_dataset("mnist", fake_dir).test_images[:3]
+    photo, _ = synthetic_strip(digits, np.random.default_rng(0), noise=0.01)
+    path = tmp_path / "number.png"
+    Image.fromarray(np.round(photo * 255).astype(np.uint8)).save(path)
+    seen = tmp_path / "seen"
+    code, out, _ = cli(capsys, "--load", model, "--predict", path, "--show-input", seen)
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith(str(path)))
+    match = re.fullmatch(re.escape(str(path)) + r": (\d{3})  \((.*)\)", line)
+    assert match, line
+    each = re.findall(r"(\d)(\??) (\d+\.\d)%", match.group(2))
+    assert "".join(d for d, _, _ in each) == match.group(1)
+    unsure = [float(p) < 70 for _, _, p in each]
+    assert [mark == "?" for _, mark, _ in each] == unsure
+    assert ("? = unsure" in out) == any(unsure)
+    assert sorted(p.name for p in seen.iterdir()) == [f"number.input-{i}.png" for i in (1, 2, 3)]
+
+
+def test_serve_needs_a_model_and_passes_host_and_port(capsys, model, monkeypatch):
+    import digits.serve
+
+    code, _, err = cli(capsys, "--serve")
+    assert code == 2 and "--serve needs --load MODEL" in err
+    served = []
+    monkeypatch.setattr(digits.serve, "serve", lambda m, host, port: served.append((m, host, port)))
+    assert cli(capsys, "--load", model, "--serve")[0] == 0
+    assert cli(capsys, "--load", model, "--serve", "--host", "0.0.0.0", "--port", "8123")[0] == 0
+    (m, host, port), (_, host2, port2) = served
+    assert (host, port, host2, port2) == ("127.0.0.1", 8000, "0.0.0.0", 8123)
+    probabilities = m.predict_proba(np.zeros((2, 28, 28), np.float32))
+    assert probabilities.shape == (2, 10) and probabilities.dtype == np.float32
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5) and m.kind == "mlp"
