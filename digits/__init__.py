@@ -6,8 +6,8 @@ Dataset files and downloads (`datasets`, `idx`, `downloads`), the one atomic fil
 `reports`), the original notebook's parameters (`notebook`), image files and photos of
 digits (`imagefiles`, `photos`; whole numbers in one photo: `segment`), plots (`plots`),
 the web app (`serve` and its page in `static/`), ONNX export (`onnx_export`) and the
-process-wide malloc setting of the command-line tools (`allocator`). The math lives in `nets/` and `autodiff/` and never
-imports from here.
+process-wide malloc setting of the command-line tools (`allocator`). The math lives in
+`nets/` and `autodiff/` and never imports from here.
 
     from digits import load_model
     model = load_model("models/mnist-mlp.npz")

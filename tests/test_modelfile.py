@@ -11,6 +11,7 @@ from test_archive import save_model as save_params
 from autodiff import tree_leaves
 from digits import load_model as exported_load_model
 from digits.archive import save
+from digits.datasets import Dataset
 from digits.modelfile import (
     TrainedModel,
     load_checkpoint,
@@ -70,6 +71,24 @@ def test_logits_probabilities_and_predictions(tmp_path, images):
     assert model.predict(images).tolist() == np.argmax(logits, axis=1).tolist()
     with pytest.raises(ConfigError, match="784 pixels, got 100"):
         model.logits(np.zeros((2, 10, 10)))
+
+
+def test_test_gives_loss_accuracy_confusions_and_probabilities(tmp_path):
+    model, params = saved(tmp_path)
+    rng = np.random.default_rng(2)
+    dataset = Dataset("mnist", rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+                      rng.integers(0, 10, 6, dtype=np.uint8),
+                      rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+                      rng.integers(0, 10, 40, dtype=np.uint8), tuple(DIGITS["class_names"]))
+    loss, accuracy, matrix, probabilities = model.test(dataset)
+    images = dataset.test_images.reshape(40, 784) / np.float32(255)
+    want = np.argmax(mlp(params, images), axis=1)
+    assert accuracy == np.mean(want == dataset.test_labels)
+    assert matrix.sum() == 40 and np.trace(matrix) == np.sum(want == dataset.test_labels)
+    assert matrix[dataset.test_labels[0], want[0]] >= 1
+    np.testing.assert_allclose(probabilities, model.predict_proba(dataset.test_images / 255.0),
+                               rtol=1e-6)
+    assert loss == pytest.approx(model.evaluate(images, dataset.test_labels)[0])
 
 
 def test_mse_models_report_normalised_sigmoid_outputs(tmp_path, images):

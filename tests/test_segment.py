@@ -1,11 +1,20 @@
 """digits.segment: every digit of a photographed number, in order, with its box."""
 
+import re
+
 import numpy as np
 import pytest
 from photo_fixtures import synthetic_strip
 
 from digits.datasets import load_dataset
-from digits.segment import Reading, find_digits, read_number
+from digits.segment import (
+    LOW_CONFIDENCE,
+    Reading,
+    find_digits,
+    number_line,
+    read_number,
+    save_seen,
+)
 from nets.errors import ImageError
 
 
@@ -134,3 +143,34 @@ def test_read_number_reads_the_digits_of_a_strip_in_one_batch(mnist_test):
     assert [r.digit for r in readings[1:]] == list(labels[pick][1:])
     assert [r.unsure for r in readings] == [True, False, False, False]
     assert readings[1].confidence == pytest.approx(0.91)
+
+
+def reading(digit: int, confidence: float) -> Reading:
+    p = np.full(10, (1 - confidence) / 9, np.float32)
+    p[digit] = confidence
+    return Reading(digit, confidence, p, (0, 0, 10, 10), np.eye(28, dtype=np.float32))
+
+
+def test_the_line_of_one_digit_is_its_top_three():
+    names = [str(i) for i in range(10)]
+    line = number_line("a.png", [reading(7, 0.9)], names)
+    assert re.fullmatch(r"a\.png: 7   \(top 3: 7 90\.0%, \d 1\.1%, \d 1\.1%\)", line), line
+    unsure = number_line("a.png", [reading(3, 0.5)], names)
+    assert unsure.startswith("a.png: 3?   (top 3: 3 50.0%")
+    assert unsure.endswith(f"\n  ? = unsure: confidence below {LOW_CONFIDENCE:.0%}")
+
+
+def test_the_line_of_a_number_marks_the_unsure_digits():
+    names = [str(i) for i in range(10)]
+    line = number_line("n.png", [reading(1, 0.999), reading(5, 0.6), reading(4, 0.97)], names)
+    assert line == ("n.png: 154  (1 99.9%, 5? 60.0%, 4 97.0%)\n"
+                    f"  ? = unsure: confidence below {LOW_CONFIDENCE:.0%}")
+    assert "unsure" not in number_line("n.png", [reading(1, 0.9), reading(2, 0.9)], names)
+
+
+def test_what_the_network_saw_is_one_image_per_digit(tmp_path):
+    one = save_seen([reading(7, 0.9)], tmp_path / "seen", "photos/a.jpg")
+    assert [p.name for p in one] == ["a.input.png"] and one[0].exists()
+    many = save_seen([reading(1, 0.9), reading(2, 0.9)], tmp_path / "seen", "b.png")
+    assert [p.name for p in many] == ["b.input-1.png", "b.input-2.png"]
+    assert all(p.exists() for p in many)
