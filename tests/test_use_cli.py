@@ -106,6 +106,18 @@ def test_predict_without_pillow_says_which_extra(capsys, tmp_path, model, monkey
     assert code == 1 and "pip install '.[image]'" in err
 
 
+@pytest.mark.parametrize("missing, module, flags, extra", [
+    ("scipy", "digits.segment", ["--predict", "x.png"], "'.[image]'"),
+    ("starlette", "digits.serve", ["--serve"], "'.[serve,image]'"),
+])
+def test_the_missing_extra_is_one_line(capsys, model, monkeypatch, missing, module, flags,
+                                       extra):
+    monkeypatch.setitem(sys.modules, missing, None)  # importing it raises ImportError
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    code, out, err = cli(capsys, "--load", model, *flags)
+    assert code == 1 and err.count("\n") == 1 and f"pip install {extra}" in err
+
+
 @pytest.fixture(scope="module")
 def notebook() -> Path:
     if not NOTEBOOK.exists():
