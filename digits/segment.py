@@ -5,8 +5,9 @@ list of digits ordered left to right:
 
 1. shrink the photo (block averaging) to a working size where digits are still over 10 px
    tall: finding them needs no more;
-2. fit the paper and its lighting with a robust quadratic surface; the heavier tail of
-   the residual says whether the ink is darker or lighter than the paper;
+2. fit the paper and its lighting with a robust quadratic surface, as `digits.photos`
+   does (its fit is used); the heavier tail of the residual says whether the ink is
+   darker or lighter than the paper;
 3. threshold the smoothed ink signal (Otsu, and well above the noise) into an ink mask;
    refuse photos where nothing stands out ("no digit");
 4. label 8-connected components (`scipy.ndimage.label`), drop specks (tiny next to the
@@ -19,6 +20,7 @@ list of digits ordered left to right:
 
 Boxes are (left, top, right, bottom) in the original photo's pixels, right and bottom
 exclusive. Everything a user can get wrong raises `ImageError` with a one-line message.
+`read_photo`, `number_line` and `save_seen` are what `train.py --predict` does with a file.
 """
 
 from __future__ import annotations
