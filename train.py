@@ -8,27 +8,22 @@ and a non-zero exit code; --debug (or DIGITS_DEBUG=1) shows the traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-import numpy as np
-
-from digits import reports
+import digits.console  # first: a Ctrl-C while the rest loads ends in one line
+from digits import evaluation, reports
 from digits.allocator import keep_freed_memory
 from digits.datasets import Dataset, load_dataset
 from digits.modelfile import load_model
+from digits.outputs import Files, check_outputs
 from digits.photos import load_digit, require_pillow, save_input_image
 from digits.plots import plot_evaluation, plot_learning_curves, require_matplotlib
-from digits.runs import Files, resume, run_training
+from digits.runs import run_training, start_run
 from nets.config import CHOICES, RECIPES, Settings
-from nets.errors import ConfigError, ImageError, NetsError
-from nets.inputs import prepare_images
-from nets.metrics import confusion_matrix
-
-EXIT_INTERRUPTED = 130
+from nets.errors import ConfigError, ImageError
 
 
 class Parser(argparse.ArgumentParser):
@@ -71,6 +66,8 @@ OTHER_FLAGS = {  # group: (flag, metavar or None for a switch, help)
         ("--load", "PATH", "a saved model to evaluate or use"),
         ("--checkpoint", "PATH", "checkpoint file (default the --save path, .checkpoint.npz)"),
         ("--checkpoint-every", "N", "write the checkpoint every N epochs (default 1)"),
+        ("--no-checkpoint", None, "write no checkpoint (a stopped run cannot resume)"),
+        ("--overwrite", None, "replace an existing model or checkpoint at --save/--checkpoint"),
         ("--resume", "CHECKPOINT", "continue the run saved there"),
         ("--import-notebook", "PICKLE", "the original notebook's parameters to --save")),
     "using a model": (
@@ -114,7 +111,10 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if "layers" in given:
         given["layers"] = tuple(n for part in given["layers"] for n in part)
     fixed = sorted(set(given) - {"epochs"}) or (["recipe"] if args.recipe else [])
+    empty = [k for k, v in vars(args).items() for v in (v if isinstance(v, list) else [v])
+             if isinstance(v, str) and not v.strip()] + [""]
     for problem, message in (
+            (empty[0], f"--{empty[0].replace('_', '-')}: the path is empty; give a file name"),
             (args.resume and fixed, "--resume continues a run with the settings stored in its "
              "checkpoint; drop " + ", ".join("--" + k.replace("_", "-") for k in fixed)),
             (args.predict and not args.load, "--predict needs --load MODEL"),
@@ -123,6 +123,7 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             (args.show_input and not args.predict, "--show-input needs --predict"),
             (args.import_notebook and not args.save, "--import-notebook needs --save PATH"),
             (args.load and args.resume, "use either --load (a model) or --resume (a checkpoint)"),
+            (args.no_checkpoint and args.checkpoint, "use either --checkpoint or --no-checkpoint"),
             (args.checkpoint_every < 1, "--checkpoint-every must be at least 1")):
         if problem:
             parser.error(message)
@@ -138,20 +139,18 @@ def say(args: argparse.Namespace, message: str) -> None:
 
 
 def train_model(args: argparse.Namespace, settings: Settings) -> int:
-    state = None
-    if args.resume:
-        state, settings, run = resume(args.resume, args.epochs)
-        args.save, args.data_dir = args.save or run["save"], args.data_dir or run["data_dir"]
-        say(args, f"resuming {args.resume}: epoch {state.epoch + 1}, step {state.step}")
     name = "seed-recipe" if args.recipe == "seed" else settings.model
-    files = Files.chosen(f"{settings.dataset}-{name}", args.save, args.checkpoint or args.resume,
-                         args.data_dir, args.checkpoint_every)
+    settings, files, state, stored = start_run(
+        f"{settings.dataset}-{name}", settings, save=args.save, checkpoint=args.checkpoint,
+        resume_from=args.resume, epochs=args.epochs, data_dir=args.data_dir,
+        every=args.checkpoint_every, no_checkpoint=args.no_checkpoint, overwrite=args.overwrite)
+    check_outputs(args.report, args.plots)
+    if state is not None:
+        say(args, f"resuming {args.resume}: epoch {state.epoch + 1}, step {state.step}")
     model, state = run_training(
-        settings, load_data(args, settings.dataset), files, state=state, progress=not args.quiet,
+        settings, load_data(args, settings.dataset, files.data_dir), files, state=state,
+        stored=stored, progress=not args.quiet,
         on_epoch=lambda entry: say(args, reports.epoch_line(entry, settings.epochs)))
-    if model is None:
-        print(reports.interrupted_message(state, files.checkpoint), file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
     print(reports.result_line(model.meta, state), flush=True)
     say(args, f"model saved to {files.save}")
     if args.report:
@@ -162,37 +161,41 @@ def train_model(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def load_data(args: argparse.Namespace, name: str) -> Dataset:
-    dataset = load_dataset(name, args.data_dir, progress=not args.quiet)
+def load_data(args: argparse.Namespace, name: str, data_dir: str | None) -> Dataset:
+    dataset = load_dataset(name, data_dir, progress=not args.quiet)
     say(args, f"loaded {name}: {len(dataset.train_images)} training and "
               f"{len(dataset.test_images)} test images")
     return dataset
 
 
 def evaluate_model(args: argparse.Namespace, settings: Settings) -> int:
+    check_outputs(args.report, args.plots)
     model = load_model(args.load)
-    dataset = load_data(args, model.meta["dataset"])
-    model.check_fits(dataset.name, dataset.test_images[0].size, dataset.num_classes)
-    images, labels = prepare_images(dataset.test_images), dataset.test_labels.astype(np.int64)
-    test_loss, test_accuracy, logits = model.evaluate(images, labels)
-    matrix = confusion_matrix(np.argmax(logits, axis=1), labels, dataset.num_classes)
-    print(f"{args.load}: test accuracy {100 * test_accuracy:.2f}% ({np.trace(matrix)}/"
-          f"{len(labels)}), test loss {test_loss:.4f}\n"
-          f"{reports.confusion_table(matrix, model.class_names)}", flush=True)
+    name = evaluation.model_dataset(model, args.dataset, args.load)
+    say(args, evaluation.dataset_line(model, args.dataset, args.load))
+    dataset = load_data(args, name, args.data_dir)
+    result = evaluation.evaluate_model(model, dataset)
+    print(f"{args.load}: test accuracy {100 * result.accuracy:.2f}% ({result.correct}/"
+          f"{len(result.labels)}), test loss {result.loss:.4f}\n"
+          f"{reports.confusion_table(result.matrix, model.class_names)}", flush=True)
     if args.report:
-        reports.write_report(args.report, {**model.meta, "test_accuracy": test_accuracy,
-                                           "test_loss": test_loss})
+        reports.write_report(args.report, {**model.meta, "test_accuracy": result.accuracy,
+                                           "test_loss": result.loss})
     if args.plots:
-        for path in plot_evaluation(args.plots, model.meta.get("history"), matrix,
-                                    model.class_names, dataset.test_images, labels,
-                                    model.predict_proba(images)):
+        for path in plot_evaluation(args.plots, model.meta.get("history"), result.matrix,
+                                    model.class_names, dataset.test_images, result.labels,
+                                    result.probabilities):
             say(args, f"wrote {path}")
     return 0
 
 
 def predict_images(args: argparse.Namespace, settings: Settings) -> int:
+    check_outputs(None, None, args.show_input)
     model = load_model(args.load)
+    evaluation.model_dataset(model, args.dataset, args.load)
     model.check_fits("28x28 digit images", 784, model.network.num_classes)
+    if note := evaluation.photo_note(model, args.load):
+        print(note, file=sys.stderr, flush=True)
     failures = 0
     for path in args.predict:
         try:
@@ -211,6 +214,7 @@ def predict_images(args: argparse.Namespace, settings: Settings) -> int:
 def import_notebook(args: argparse.Namespace, settings: Settings) -> int:
     from digits.notebook import import_notebook_params
 
+    Files.chosen("", args.save, None, None, 1, no_checkpoint=True).check(args.overwrite)
     sizes = import_notebook_params(args.import_notebook, args.save)
     print(f"imported {args.import_notebook} ({'-'.join(map(str, sizes))}, sigmoid outputs, "
           f"MSE) to {args.save}", flush=True)
@@ -236,13 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         action = import_notebook if args.import_notebook else predict_images if args.predict \
             else evaluate_model if args.evaluate else train_model
         return action(args, settings)
-    except (NetsError, KeyboardInterrupt) as error:
-        if args.debug or os.environ.get("DIGITS_DEBUG") == "1":
-            raise
-        interrupted = isinstance(error, KeyboardInterrupt)
-        print("\ninterrupted; nothing was saved by this step" if interrupted
-              else f"error: {error}", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED if interrupted else 1
+    except (Exception, KeyboardInterrupt) as error:  # one line; tracebacks for bugs, --debug
+        return digits.console.finish(error, args.debug)
 
 
 if __name__ == "__main__":
