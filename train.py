@@ -7,13 +7,14 @@ and a non-zero exit code; --debug (or DIGITS_DEBUG=1) shows the traceback.
 
 from __future__ import annotations
 
+import digits.console  # first: a Ctrl-C while the rest loads ends in one line
+
 import argparse
 import re
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-import digits.console  # first: a Ctrl-C while the rest loads ends in one line
 from digits import evaluation, reports
 from digits.allocator import keep_freed_memory
 from digits.datasets import Dataset, load_dataset

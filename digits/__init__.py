@@ -13,12 +13,10 @@ imports from here.
     model.predict(images)          # images (n, 28, 28) in [0, 1]
 """
 
-from typing import Any
-
 __all__ = ["TrainedModel", "load_model"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # Imported on first use, so that `import digits.console` (the first thing the
     # command-line tools do) does not wait for NumPy.
     if name in __all__:

@@ -21,7 +21,16 @@ from __future__ import annotations
 import os
 import sys
 
-from nets.errors import NetsError, RunInterrupted
+
+def _excepthook(kind: type, error: BaseException, traceback) -> None:
+    if issubclass(kind, (KeyboardInterrupt, BrokenPipeError)) and not debugging():
+        os._exit(finish(error))  # nothing is half-written before main() runs
+    sys.__excepthook__(kind, error, traceback)
+
+
+sys.excepthook = _excepthook  # first, before anything else loads
+
+from nets.errors import NetsError, RunInterrupted  # noqa: E402
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
@@ -75,12 +84,3 @@ def _silence_stdout() -> None:
     except (OSError, ValueError, AttributeError):
         pass
 
-
-def _excepthook(kind: type, error: BaseException, traceback) -> None:
-    if issubclass(kind, (KeyboardInterrupt, BrokenPipeError)) and not debugging():
-        finish(error)
-        return
-    sys.__excepthook__(kind, error, traceback)
-
-
-sys.excepthook = _excepthook

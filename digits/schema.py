@@ -99,6 +99,9 @@ def check_checkpoint(tree: Any, meta: dict, path: str) -> tuple[dict, dict]:
         examples = _integer(data.get("examples"), "run.data.examples", 1)
         if run.get("data_dir") is not None:
             _string(run["data_dir"], "run.data_dir")
+        if settings.model == "mlp" and settings.layers[0] != shape[0] * shape[1]:
+            raise _Bad(f"the settings' layers {','.join(map(str, settings.layers))} do not "
+                       f"take the {shape[0]}x{shape[1]} images of run.data")
         _network(settings, shape, classes, tree["params"], "the params")
         if tree["best_params"] is not None:
             _network(settings, shape, classes, tree["best_params"], "best_params")
