@@ -65,7 +65,7 @@ def file_kind(mode: int) -> str:
     return "not a regular file"
 
 
-def refuse_special(path: str | os.PathLike[str]) -> None:
+def refuse_special(path: str | os.PathLike[str], what: str = "refusing to write") -> None:
     """ConfigError when `path` exists (through symlinks) and is not a regular file: such a
     thing (/dev/null, a FIFO, a directory) is never replaced by a file of ours."""
     try:
@@ -75,8 +75,8 @@ def refuse_special(path: str | os.PathLike[str]) -> None:
     except OSError as error:
         raise ConfigError(f"cannot use {os.fspath(path)!r}: {error.strerror or error}") from None
     if not stat.S_ISREG(mode):
-        raise ConfigError(f"refusing to write {os.fspath(path)}: it is {file_kind(mode)}, not a "
-                          "regular file; give the path of a file")
+        raise ConfigError(f"{what} {os.fspath(path)}: it is {file_kind(mode)}, not a regular "
+                          "file; give the path of a file")
 
 
 def check_writable(path: str | os.PathLike[str], what: str) -> None:
@@ -87,7 +87,7 @@ def check_writable(path: str | os.PathLike[str], what: str) -> None:
     text = os.fspath(path)
     if not text.strip():
         raise ConfigError(f"{what}: the path is empty; give a file name")
-    refuse_special(text)
+    refuse_special(text, what)
     make_parent(text)
     directory = os.path.dirname(os.path.abspath(text))
     try:
