@@ -60,15 +60,18 @@ from digits.files import (  # noqa: E402
 
 
 def special_files(tmp_path):
+    from cli_helpers import char_device
+
+    device = char_device(tmp_path / "null")
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     directory = tmp_path / "dir"
     directory.mkdir()
     link = tmp_path / "link-to-null"
-    link.symlink_to("/dev/null")
+    link.symlink_to(device)
     link_dir = tmp_path / "link-to-dir"
     link_dir.symlink_to(directory)
-    return {"a character device": "/dev/null", "a FIFO": fifo, "a directory": directory,
+    return {"a character device": device, "a FIFO": fifo, "a directory": directory,
             "link to a device": link, "link to a directory": link_dir}
 
 
@@ -77,7 +80,7 @@ def test_atomic_write_never_replaces_a_special_file(tmp_path):
         with pytest.raises(ConfigError, match="not a regular file"):
             atomic_write(path, lambda f: f.write(b"x"))
         assert not os.path.isfile(path), what
-    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    assert os.path.exists(path) and not os.path.isfile(tmp_path / "null")
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
@@ -93,7 +96,7 @@ def test_a_symlink_to_a_regular_file_or_nothing_may_be_replaced(tmp_path):
 
 def test_open_regular_refuses_without_blocking(tmp_path):
     files = special_files(tmp_path)
-    for path in (files["a FIFO"], "/dev/null", files["link to a device"]):
+    for path in (files["a FIFO"], files["a character device"], files["link to a device"]):
         with pytest.raises(NotRegularFile, match="not a regular file"):
             open_regular(path)
     with pytest.raises(IsADirectoryError):
@@ -112,7 +115,7 @@ def test_check_writable(tmp_path):
     for path, words in (("", "the path is empty"), ("  ", "the path is empty"),
                         (tmp_path, "not a regular file"),
                         (tmp_path / "file" / "m.npz", "file"),
-                        ("/dev/null", "character device")):
+                        (special_files(tmp_path)["a character device"], "character device")):
         with pytest.raises(ConfigError, match=words):
             check_writable(path, "--save")
     with pytest.raises(ConfigError, match="not a directory"):

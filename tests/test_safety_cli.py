@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import cli
+from cli_helpers import char_device, cli
 from hypothesis import given
 from hypothesis import strategies as st
 from idx_helpers import FILE_NAMES, fake_mnist, write_fake_mnist, write_idx
@@ -162,23 +162,26 @@ def test_empty_paths_are_usage_errors(capsys, tmp_path, flag):
 
 
 @pytest.mark.parametrize("flag", ["--save", "--checkpoint"])
-@pytest.mark.parametrize("special", ["/dev/null", "fifo", "directory", "link-to-null"])
+@pytest.mark.parametrize("special", ["device", "fifo", "directory", "link-to-device"])
 def test_special_files_are_never_replaced(capsys, tmp_path, data_dir, flag, special):
-    target = {"/dev/null": Path("/dev/null"), "fifo": tmp_path / "fifo",
-              "directory": tmp_path / "dir", "link-to-null": tmp_path / "link"}[special]
+    # A device node like /dev/null made here: code with the bug would replace the real one.
+    target = {"device": tmp_path / "null", "fifo": tmp_path / "fifo",
+              "directory": tmp_path / "dir", "link-to-device": tmp_path / "link"}[special]
+    if special in ("device", "link-to-device"):
+        char_device(tmp_path / "null")
     if special == "fifo":
         os.mkfifo(target)
     elif special == "directory":
         target.mkdir()
-    elif special == "link-to-null":
-        target.symlink_to("/dev/null")
+    elif special == "link-to-device":
+        target.symlink_to(tmp_path / "null")
     other = {"--save": tmp_path / "m.npz", "--checkpoint": tmp_path / "c.npz"}
     paths = {**other, flag: target}
     code, _, err = cli(capsys, "--data-dir", data_dir, *TINY, "--save", paths["--save"],
                        "--checkpoint", paths["--checkpoint"])
     assert code == 1
     one_error_line(err, str(target), "not a regular file")
-    assert Path("/dev/null").is_char_device()
+    assert special not in ("device", "link-to-device") or (tmp_path / "null").is_char_device()
     assert not target.is_file() and no_tmp_files(tmp_path)
 
 
