@@ -90,7 +90,10 @@ def check_checkpoint(tree: Any, meta: dict, path: str) -> tuple[dict, dict]:
             raise _Bad("the arrays must be the trees params, opt_state and best_params")
         run = _dict(meta.get("run"), "run")
         settings = _settings(run.get("settings"))
-        data = _dict(run.get("data"), "run.data")
+        if "data" not in run:
+            raise _Bad("it has no fingerprint of its data (an older version of this program "
+                       "wrote it)")
+        data = _dict(run["data"], "run.data")
         if not (isinstance(data.get("fingerprint"), str) and
                 re.fullmatch(r"[0-9a-f]{64}", data["fingerprint"])):
             raise _Bad("run.data.fingerprint must be 64 hex digits (SHA-256 of the data)")
