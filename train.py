@@ -6,96 +6,25 @@ non-zero exit code; --debug (or DIGITS_DEBUG=1) shows the traceback."""
 
 from __future__ import annotations
 
+import digits.console  # first: a Ctrl-C while the rest loads ends in one line
+
 import argparse
-import os
-import re
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-from digits import reports
+from digits import evaluation, reports
 from digits.allocator import keep_freed_memory
+from digits.cli import build_parser
 from digits.datasets import Dataset, load_dataset
 from digits.imagefiles import require_pillow
 from digits.modelfile import TrainedModel, load_model
 from digits.onnx_export import export_onnx
+from digits.outputs import Files, check_outputs
 from digits.plots import plot_evaluation, plot_learning_curves, require_matplotlib
-from digits.runs import Files, resume, run_training
-from nets.config import CHOICES, RECIPES, Settings
-from nets.errors import ConfigError, ImageError, NetsError
-
-EXIT_INTERRUPTED = 130
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of the usage block
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
-def _layers(text: str) -> tuple[int, ...]:
-    # "-" separates only between digits (784-100-10): "784,-16,10" reaches the check.
-    try:
-        return tuple(int(p) for p in re.split(r"[,\s]|(?<=\d)-(?=\d)", text) if p.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be integers like 784,256,10, got {text!r}") \
-            from None
-
-
-SETTING_FLAGS = (  # (setting, parser or None for CHOICES, help); defaults from the recipe
-    ("dataset", None, ""), ("model", None, "network kind"),
-    ("layers", _layers, "MLP sizes, inputs first: 784,256,10 or 784 256 10"),
-    ("activation", None, "hidden activation"), ("init", None, "weight initialisation"),
-    ("init_scale", float, "std of init normal"), ("cost", None, ""), ("optimizer", None, ""),
-    ("lr", float, "learning rate"), ("schedule", None, "learning-rate schedule"),
-    ("batch_size", int, "minibatch size; 0: full batch"), ("epochs", int, ""),
-    ("weight_decay", float, "decoupled weight decay"),
-    ("patience", int, "stop after PATIENCE epochs without a better val loss, keep the best"),
-    ("shift", int, f"shift training images up to SHIFT pixels (cnn: {RECIPES['cnn'].shift})"),
-    ("seed", int, "seed of initialisation, split and shuffling"),
-    ("val_size", int, "training images held out for validation"))
-OTHER_FLAGS = {  # group: (flag, metavar or None for a switch, help)
-    "files": (
-        ("--data-dir", "DIR", "the four IDX files (default $MNIST_DIR, else a download)"),
-        ("--save", "PATH", "where to save the model (default models/DATASET-MODEL.npz)"),
-        ("--load", "PATH", "a saved model to evaluate or use"),
-        ("--checkpoint", "PATH", "checkpoint file (default the --save path, .checkpoint.npz)"),
-        ("--checkpoint-every", "N", "write the checkpoint every N epochs", 1),
-        ("--resume", "CHECKPOINT", "continue the run saved there"),
-        ("--import-notebook", "PICKLE", "the original notebook's parameters to --save")),
-    "using a model": (
-        ("--evaluate", None, "test the --load model: accuracy, precision, recall, confusions"),
-        ("--predict", "IMAGE", "read the digits in photos (PNG, JPEG) with the --load model"),
-        ("--show-input", "DIR", "with --predict: save the 28x28 images the network saw"),
-        ("--export-onnx", "OUT", "write the --load model as an ONNX file (the onnx extra)"),
-        ("--serve", None, "serve the --load model as a local web app: draw digits, upload photos"),
-        ("--host", "HOST", "with --serve: the address to bind", "127.0.0.1"),
-        ("--port", "PORT", "with --serve: the port", 8000), ("--debug", None, "show tracebacks"),
-        ("--plots", "DIR", "write PNG plots to DIR"), ("--report", "FILE", "a JSON report"),
-        ("--quiet", None, "no progress bars or epoch lines"))}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="train.py", description="Train and use handwritten-digit classifiers "
-               "written from scratch. Each setting's default is the mlp recipe's.")
-    g = p.add_argument_group("settings (with --resume, only --epochs may be given)")
-    g.add_argument("--recipe", choices=tuple(RECIPES), help="start from a recipe; 'seed': the "
-                   "original notebook's network and training (default mlp, or cnn with --model)")
-    for name, kind, help_ in SETTING_FLAGS:
-        default = getattr(RECIPES["mlp"], name)
-        default = ",".join(map(str, default)) if name == "layers" else default
-        options = {"choices": CHOICES[name]} if kind is None else \
-            {"type": kind, "metavar": name.split("_")[-1].upper()}
-        g.add_argument("--" + name.replace("_", "-"), **options, help=f"{help_} (default "
-                       f"{default})".lstrip(), nargs="+" if name == "layers" else None)
-    for group, flags in OTHER_FLAGS.items():
-        g = p.add_argument_group(group)
-        for flag, metavar, help_, *default in flags:  # a 4th item: the default
-            options = {"action": "store_true"} if metavar is None else {
-                "metavar": metavar, "nargs": "+" if flag == "--predict" else None,
-                **({"type": type(*default), "default": default[0]} if default else {})}
-            g.add_argument(flag, help=help_ + "".join(f" (default {d})" for d in default),
-                           **options)
-    return p
+from digits.runs import run_training, start_run
+from nets.config import RECIPES, Settings
+from nets.errors import ConfigError, ImageError
 
 
 def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings:
@@ -107,7 +36,10 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         given["layers"] = tuple(n for part in given["layers"] for n in part)
     fixed = sorted(set(given) - {"epochs"}) or (["recipe"] if args.recipe else [])
     uses = [a for a in MODEL_ACTIONS if getattr(args, a)]
+    empty = [k for k, v in vars(args).items() for v in (v if isinstance(v, list) else [v])
+             if isinstance(v, str) and not v.strip()] + [""]
     for problem, message in (
+            (empty[0], f"--{empty[0].replace('_', '-')}: the path is empty; give a file name"),
             (args.resume and fixed, "--resume continues a run with the settings stored in its "
              "checkpoint; drop " + ", ".join("--" + k.replace("_", "-") for k in fixed)),
             (uses and not (args.load or args.import_notebook),
@@ -115,6 +47,7 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             (args.show_input and not args.predict, "--show-input needs --predict"),
             (args.import_notebook and not args.save, "--import-notebook needs --save PATH"),
             (args.load and args.resume, "use either --load (a model) or --resume (a checkpoint)"),
+            (args.no_checkpoint and args.checkpoint, "use either --checkpoint or --no-checkpoint"),
             (args.checkpoint_every < 1, "--checkpoint-every must be at least 1")):
         if problem:
             parser.error(message)
@@ -130,20 +63,17 @@ def say(args: argparse.Namespace, message: str) -> None:
 
 
 def train_model(args: argparse.Namespace, settings: Settings) -> int:
-    state = None
-    if args.resume:
-        state, settings, run = resume(args.resume, args.epochs)
-        args.save, args.data_dir = args.save or run["save"], args.data_dir or run["data_dir"]
-        say(args, f"resuming {args.resume}: epoch {state.epoch + 1}, step {state.step}")
     name = "seed-recipe" if args.recipe == "seed" else settings.model
-    files = Files.chosen(f"{settings.dataset}-{name}", args.save, args.checkpoint or args.resume,
-                         args.data_dir, args.checkpoint_every)
+    settings, files, state, stored = start_run(
+        f"{settings.dataset}-{name}", settings, save=args.save, checkpoint=args.checkpoint,
+        resume_from=args.resume, epochs=args.epochs, data_dir=args.data_dir,
+        every=args.checkpoint_every, no_checkpoint=args.no_checkpoint, overwrite=args.overwrite)
+    if state is not None:
+        say(args, f"resuming {args.resume}: epoch {state.epoch + 1}, step {state.step}")
     model, state = run_training(
-        settings, load_data(args, settings.dataset), files, state=state, progress=not args.quiet,
+        settings, load_data(args, settings.dataset, files.data_dir), files, state=state,
+        stored=stored, progress=not args.quiet,
         on_epoch=lambda entry: say(args, reports.epoch_line(entry, settings.epochs)))
-    if model is None:
-        print(reports.interrupted_message(state, files.checkpoint), file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
     print(reports.result_line(model.meta, state), flush=True)
     say(args, f"model saved to {files.save}")
     if args.report:
@@ -154,15 +84,17 @@ def train_model(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def load_data(args: argparse.Namespace, name: str) -> Dataset:
-    dataset = load_dataset(name, args.data_dir, progress=not args.quiet)
+def load_data(args: argparse.Namespace, name: str, data_dir: str | None) -> Dataset:
+    dataset = load_dataset(name, data_dir, progress=not args.quiet)
     say(args, f"loaded {name}: {len(dataset.train_images)} training and "
               f"{len(dataset.test_images)} test images")
     return dataset
 
 
 def evaluate_model(args: argparse.Namespace, model: TrainedModel) -> int:
-    dataset = load_data(args, model.meta["dataset"])
+    name = evaluation.model_dataset(model, args.dataset, args.load)
+    say(args, evaluation.dataset_line(model, args.dataset, args.load))
+    dataset = load_data(args, name, args.data_dir)
     loss, accuracy, matrix, probabilities = model.test(dataset)
     print(reports.evaluation_text(args.load, loss, matrix, model.class_names), flush=True)
     if args.report:
@@ -179,6 +111,8 @@ def evaluate_model(args: argparse.Namespace, model: TrainedModel) -> int:
 def predict_images(args: argparse.Namespace, model: TrainedModel) -> int:
     from digits.segment import number_line, read_photo, save_seen
 
+    if note := evaluation.photo_note(model, args.dataset, args.load):
+        print(note, file=sys.stderr, flush=True)
     failures = 0
     for path in args.predict:
         try:
@@ -195,8 +129,7 @@ def predict_images(args: argparse.Namespace, model: TrainedModel) -> int:
 def serve_model(args: argparse.Namespace, model: TrainedModel) -> int:
     from digits.serve import serve  # the serve extra: a one-line error without it
 
-    serve(model, args.host, args.port)
-    return 0
+    return serve(model, args.host, args.port) or 0
 
 
 def export_model(args: argparse.Namespace, model: TrainedModel) -> int:
@@ -208,6 +141,7 @@ def export_model(args: argparse.Namespace, model: TrainedModel) -> int:
 def import_notebook(args: argparse.Namespace) -> str:
     from digits.notebook import import_notebook_params
 
+    Files.chosen("", args.save, None, None, 1, no_checkpoint=True).check(args.overwrite)
     sizes = import_notebook_params(args.import_notebook, args.save)
     print(f"imported {args.import_notebook} ({'-'.join(map(str, sizes))}, sigmoid outputs, "
           f"MSE) to {args.save}", flush=True)
@@ -224,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             require_matplotlib()
         if args.predict or args.serve:
             require_pillow()
+        check_outputs(args.report, args.plots, args.show_input)
         if args.import_notebook:
             args.load = import_notebook(args)  # the other actions use the imported model
         uses = [action for name, action in MODEL_ACTIONS.items() if getattr(args, name)]
@@ -234,13 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                               ", ".join("--" + a.replace("_", "-") for a in MODEL_ACTIONS))
         model = load_model(args.load)
         return max([0] + [use(args, model) for use in uses])
-    except (NetsError, KeyboardInterrupt) as error:
-        if args.debug or os.environ.get("DIGITS_DEBUG") == "1":
-            raise
-        interrupted = isinstance(error, KeyboardInterrupt)
-        print("\ninterrupted; nothing was saved by this step" if interrupted
-              else f"error: {error}", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED if interrupted else 1
+    except (Exception, KeyboardInterrupt) as error:  # one line; tracebacks for bugs, --debug
+        return digits.console.finish(error, args.debug)
 
 
 MODEL_ACTIONS = {"export_onnx": export_model, "predict": predict_images,  # in this order

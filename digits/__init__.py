@@ -14,6 +14,14 @@ process-wide malloc setting of the command-line tools (`allocator`). The math li
     model.predict(images)          # images (n, 28, 28) in [0, 1]
 """
 
-from digits.modelfile import TrainedModel, load_model
-
 __all__ = ["TrainedModel", "load_model"]
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use, so that `import digits.console` (the first thing the
+    # command-line tools do) does not wait for NumPy.
+    if name in __all__:
+        from digits import modelfile
+
+        return getattr(modelfile, name)
+    raise AttributeError(f"module 'digits' has no attribute {name!r}")

@@ -18,6 +18,9 @@ The "tree" is written and read by `digits.treejson`, through `autodiff.tree`, so
 that was a Python int/float/bool comes back as that type, numpy scalars as 0-d arrays.
 
 Invariants:
+- No size a file declares becomes an allocation unchecked: every array member must be
+  stored uncompressed, its declared size must match its shape in meta.json and fit inside
+  the file, and all arrays together must fit in `digits.limits.memory_limit()`.
 - Nothing is ever pickled or unpickled: only bool and numeric dtypes are written, and every
   member is read with its header checked first, object dtypes refused.
 - `load` returns exactly what `save` was given (tree structure, dtypes, shapes, values) or
@@ -40,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from digits.files import atomic_write, write_error
+from digits.files import NotRegularFile, atomic_write, open_regular, write_error
+from digits.limits import format_bytes, memory_limit
 from digits.treejson import ALLOWED_KINDS, decode_tree, encode_tree
 from nets.errors import CheckpointError
 
@@ -129,10 +133,12 @@ def load(path: str | os.PathLike) -> tuple[Tree, dict]:
     """
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             return _read(f, path)
     except CheckpointError:
         raise
+    except NotRegularFile as exc:
+        raise CheckpointError(f"{exc}; give a model or checkpoint file") from None
     except FileNotFoundError as exc:
         raise CheckpointError(f"{path}: no such model file; check the path") from exc
     except IsADirectoryError as exc:
@@ -172,6 +178,7 @@ def _read(f: Any, path: str) -> tuple[Tree, dict]:
                 raise CheckpointError(
                     f"{path} is damaged: array {name!r} listed in meta.json is missing"
                 )
+        _check_sizes(infos, arrays, os.fstat(f.fileno()).st_size, path)
         values = {
             name: _read_member(zf, infos[name + ".npy"], shape, dtype, path)
             for name, (shape, dtype) in arrays.items()
@@ -246,6 +253,26 @@ def _check_arrays_listing(listing: Any, path: str) -> dict[str, tuple[tuple, np.
             )
         arrays[name] = (tuple(shape), dtype)
     return arrays
+
+
+def _check_sizes(infos: dict, arrays: dict, file_size: int, path: str) -> None:
+    """Refuse, before reading any array, sizes that no intact file of this size declares."""
+    total = 0
+    for name, (shape, dtype) in arrays.items():
+        info = infos[name + ".npy"]
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size \
+                or info.header_offset + info.compress_size > file_size:
+            raise CheckpointError(
+                f"{path} is damaged: array {name!r} claims {format_bytes(info.file_size)} but the "
+                f"file has {format_bytes(file_size)} (arrays are stored uncompressed)")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if not nbytes <= info.file_size <= nbytes + _MAX_NPY_HEADER:
+            raise CheckpointError(f"{path} is damaged: the size of array {name!r} does not "
+                                  "match its shape in meta.json")
+        total += nbytes
+    if total > memory_limit():
+        raise CheckpointError(f"{path}: its arrays would take {format_bytes(total)}, more than "
+                              f"the {format_bytes(memory_limit())} this machine allows")
 
 
 def _read_member(

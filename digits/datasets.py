@@ -17,9 +17,11 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +128,16 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the training images and labels (shapes included), computed once: a
+        checkpoint stores it, so that a run is never resumed on other data."""
+        digest = hashlib.sha256()
+        for array in (self.train_images, self.train_labels):
+            digest.update(repr(array.shape).encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
 
 def load_dataset(
     name: str = "mnist",
@@ -171,6 +183,9 @@ def make_dataset(
         images, labels = arrays[split_images], arrays[split_labels]
         _check_array(images, 3, paths[split_images], "images (n, height, width)")
         _check_array(labels, 1, paths[split_labels], "labels (n,)")
+        if len(images) == 0 or 0 in images.shape:
+            raise DataError(f"{paths[split_images]} holds no images; a dataset needs at least "
+                            "one training and one test image. Replace the file.")
         if len(images) != len(labels):
             raise DataError(
                 f"{paths[split_images]} holds {len(images)} images but "

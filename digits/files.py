@@ -8,12 +8,20 @@ whose checksum is wrong this way, and a model that cannot be encoded leaves the 
 alone. A process killed mid-write may leave a `.<name>.*.tmp` file behind, never a
 damaged one under the real name.
 
-Downloads, checkpoints and model files all go through here.
+Downloads, checkpoints and model files all go through here. `atomic_write` never replaces
+anything that is not a regular file (a device such as /dev/null, a FIFO, a directory, or a
+symlink to one of those): it refuses with ConfigError instead.
+
+Reading goes through `open_regular`, which opens without blocking and checks the file type
+on the open descriptor, so that a FIFO or device given as a model, checkpoint, photo or
+pickle is refused at once instead of hanging or being read forever. `check_writable` is
+the early check of an output path, before a run spends time on anything.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +35,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     missing or not writable or the disk is full (the previous file is then unchanged), and
     whatever `write` raises."""
     path = os.fspath(path)
+    refuse_special(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
@@ -44,6 +53,84 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
             pass
         raise
     _fsync_directory(directory)
+
+
+def file_kind(mode: int) -> str:
+    """What a file of this st_mode is, in words."""
+    for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def refuse_special(path: str | os.PathLike[str], what: str = "refusing to write") -> None:
+    """ConfigError when `path` exists (through symlinks) and is not a regular file: such a
+    thing (/dev/null, a FIFO, a directory) is never replaced by a file of ours."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:  # nothing there, or a dangling symlink: nothing to destroy
+        return
+    except OSError as error:
+        raise ConfigError(f"cannot use {os.fspath(path)!r}: {error.strerror or error}") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{what} {os.fspath(path)}: it is {file_kind(mode)}, not a regular "
+                          "file; give the path of a file")
+
+
+def check_writable(path: str | os.PathLike[str], what: str) -> None:
+    """ConfigError unless a file can be written at `path` (for the flag `what`): the path is
+    not empty, not a directory or other special file, and its directory exists (or is
+    created now) and takes a new file. Run before training, so that nothing fails at the end.
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise ConfigError(f"{what}: the path is empty; give a file name")
+    refuse_special(text, what)
+    make_parent(text)
+    directory = os.path.dirname(os.path.abspath(text))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ConfigError(f"{what} {text}: cannot write in {directory} "
+                          f"({error.strerror or error})") from None
+
+
+def check_writable_directory(path: str | os.PathLike[str], what: str) -> None:
+    """ConfigError unless `path` is (or can be made) a directory that takes new files."""
+    text = os.fspath(path)
+    if not text.strip():
+        raise ConfigError(f"{what}: the path is empty; give a directory")
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise ConfigError(f"{what} {text}: it is {file_kind(os.stat(text).st_mode)}, not a "
+                          "directory")
+    check_writable(os.path.join(text, "probe"), what)
+
+
+def open_regular(path: str | os.PathLike[str]):
+    """Open `path` for binary reading, only if it is a regular file. Opening does not block
+    (a FIFO would wait for a writer); the type is checked on the open descriptor. Raises
+    FileNotFoundError, IsADirectoryError, PermissionError, or `NotRegularFile`."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "is a directory", os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(f"{os.fspath(path)} is {file_kind(mode)}, not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class NotRegularFile(OSError):
+    """A path to read is a FIFO, a device or a socket."""
 
 
 def make_parent(path: str | os.PathLike[str]) -> None:

@@ -4,17 +4,23 @@ A file is two zero bytes, a type code, the number of dimensions, each dimension 
 big-endian 32-bit integer, then the values, big-endian. Every problem (a missing, empty,
 truncated or corrupt file, trailing garbage) raises `DataError` naming the file and what
 to do; no struct, gzip, zlib or OS error escapes.
+
+Sizes are never taken on trust: gzip data is decompressed as a stream, the header first,
+and decompression stops as soon as more bytes come out than the header promises (a small
+gzip bomb cannot expand to gigabytes); a header promising more than
+`digits.limits.memory_limit()` is refused before any data is read.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from digits.files import NotRegularFile, open_regular
+from digits.limits import format_bytes, memory_limit
 from nets.errors import DataError
 
 # IDX type byte -> big-endian element type, as in the format's definition.
@@ -48,6 +54,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             f"{path}: named .gz but is not gzip-compressed (it starts with {raw[:4]!r}). "
             f"{_DAMAGED}"
         )
+    _check_promise(raw[:20], str(path))
     return parse_idx(raw, source=str(path))
 
 
@@ -83,6 +90,26 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
         raise DataError(f"{source}: unusable IDX shape {dims} ({error}). {_DAMAGED}") from None
 
 
+def _promised_size(header: bytes) -> int | None:
+    """The total size (header and data) the first bytes of an IDX file promise, or None
+    when they are too short or malformed (parse_idx then says what is wrong)."""
+    if len(header) < 4 or header[2] not in IDX_DTYPES or not 1 <= header[3] <= 4:
+        return None
+    ndim = header[3]
+    if len(header) < 4 + 4 * ndim:
+        return None
+    dims = (int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return 4 + 4 * ndim + _product(tuple(dims)) * IDX_DTYPES[header[2]].itemsize
+
+
+def _check_promise(header: bytes, source: str) -> None:
+    promised = _promised_size(header)
+    if promised is not None and promised > memory_limit():
+        raise DataError(f"{source}: its IDX header promises {format_bytes(promised)} of data, "
+                        f"more than the {format_bytes(memory_limit())} this machine allows. "
+                        f"{_DAMAGED}")
+
+
 def _product(dims: tuple[int, ...]) -> int:
     # Python ints: a corrupt header must not overflow into a plausible byte count.
     total = 1
@@ -92,18 +119,48 @@ def _product(dims: tuple[int, ...]) -> int:
 
 
 def _read_bytes(path: Path) -> bytes:
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected an IDX file.")
     try:
-        return path.read_bytes()
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > memory_limit():
+                raise DataError(f"{path}: {format_bytes(size)} is more than the "
+                                f"{format_bytes(memory_limit())} this machine allows.")
+            return f.read()
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected an IDX file.") from None
     except FileNotFoundError:
         raise DataError(f"{path}: file not found.") from None
+    except NotRegularFile as error:
+        raise DataError(f"{error}; expected an IDX file.") from None
     except OSError as error:
         raise DataError(f"{path}: cannot be read ({error.strerror or error}).") from None
 
 
+_CHUNK = 2**20
+
+
 def _gunzip(path: Path, raw: bytes) -> bytes:
+    """Decompress every gzip member of `raw`, stopping as soon as the output passes what
+    the IDX header (in the first decompressed bytes) promises."""
+    out, limit, data = bytearray(), None, raw
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as error:
+        while data:
+            stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            while not stream.eof:
+                room = _CHUNK if limit is None else limit + 1 - len(out)
+                chunk = stream.decompress(data, max(room, 1))
+                data = stream.unconsumed_tail
+                out += chunk
+                if limit is None and len(out) >= 20:
+                    _check_promise(bytes(out[:20]), str(path))
+                    limit = _promised_size(bytes(out[:20]))
+                if limit is not None and len(out) > limit:
+                    raise DataError(f"{path}: the gzip data holds more than the "
+                                    f"{limit} bytes its IDX header promises. {_DAMAGED}")
+                if not data and not chunk and not stream.eof:
+                    raise DataError(f"{path}: corrupt or truncated gzip data (it ends inside "
+                                    f"the compressed stream). {_DAMAGED}")
+            data = stream.unused_data
+    except zlib.error as error:
         raise DataError(f"{path}: corrupt or truncated gzip data ({error}). {_DAMAGED}") from None
+    return bytes(out)

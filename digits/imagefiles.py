@@ -1,4 +1,8 @@
-"""Image files: read any picture Pillow opens as grayscale, write what the network saw.
+"""Image files: read a photo as grayscale, write what the network saw.
+
+Only the formats in `FORMATS` are opened (Pillow's `formats=`), so a PostScript or other
+file named `.jpg` never reaches a plugin that runs an external program. The size is read
+from the header and checked against `MAX_PIXELS` before any pixel is decoded.
 
 Pillow (the `image` extra) is imported when first needed, so this module imports without
 it; without it each function raises `ImageError` saying what to install.
@@ -7,14 +11,17 @@ it; without it each function raises `ImageError` saying what to install.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from digits.files import atomic_write, make_parent
+from digits.files import NotRegularFile, atomic_write, make_parent, open_regular
 from nets.errors import ImageError
 
 SIZE = 28
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+MAX_PIXELS = 50_000_000  # a 50-megapixel photo: about 1.6 GB while it is prepared
 PILLOW_HINT = "reading and writing images needs Pillow: pip install '.[image]'"
 
 PathLike = str | os.PathLike[str]
@@ -30,7 +37,8 @@ def require_pillow():
 
 
 def load_image(path: PathLike) -> np.ndarray:
-    """Read any image Pillow can open as grayscale float32 in [0, 1], shape (height, width).
+    """Read a PNG, JPEG, GIF, BMP, TIFF or WEBP file as grayscale float32 in [0, 1], shape
+    (height, width), refusing images of more than MAX_PIXELS before decoding them.
 
     EXIF orientation is applied; transparent pixels (RGBA, LA, palette transparency) are
     composited onto white paper; 16-bit and 32-bit grayscale are scaled by their range.
@@ -38,12 +46,12 @@ def load_image(path: PathLike) -> np.ndarray:
     """
     Image, ImageOps = require_pillow()
     path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path} is a directory; give the path of an image file")
-    if not path.is_file():
-        raise ImageError(f"{path}: no such image file")
     try:
-        with Image.open(path) as img:
+        with open_regular(path) as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
+            img = Image.open(f, formats=FORMATS)
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageError(_too_big(path, img.width, img.height))
             img.load()
             img = ImageOps.exif_transpose(img) or img
             if img.width == 0 or img.height == 0:
@@ -51,13 +59,30 @@ def load_image(path: PathLike) -> np.ndarray:
             gray = _to_gray(img, Image)
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except IsADirectoryError:
+        raise ImageError(f"{path} is a directory; give the path of an image file") from None
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such image file") from None
+    except NotRegularFile as e:
+        raise ImageError(f"{e}; give the path of an image file") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image in a format this program reads "
+                         f"({', '.join(FORMATS)})") from None
+    except Image.DecompressionBombError:
+        raise ImageError(_too_big(path)) from None
+    except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{path}: cannot read this file as an image ({e})") from None
     if gray.size == 0:
         raise ImageError(f"{path}: the image is empty (0 pixels)")
     if not np.isfinite(gray).all():
         raise ImageError(f"{path}: the image holds NaN or infinite values")
     return np.clip(gray, 0.0, 1.0).astype(np.float32)
+
+
+def _too_big(path: Path, width: int = 0, height: int = 0) -> str:
+    size = f"{width}x{height} pixels" if width else "too many pixels"
+    return (f"{path}: the image is {size}, more than the {MAX_PIXELS:,} pixels this program "
+            "reads; scale it down")
 
 
 def _to_gray(img, Image) -> np.ndarray:

@@ -9,13 +9,15 @@ and the metadata
      "test_accuracy": ..., "test_loss": ..., "history": [...], "versions": {...}, ...}
 
 A checkpoint (kind "checkpoint") holds `{"params", "opt_state", "best_params"}` and the
-rest of the `TrainState` plus the run (`{"settings": ..., "save": ..., "data_dir": ...}`)
-as metadata, so that a resumed run continues bit for bit.
+rest of the `TrainState` plus the run (`{"settings": ..., "data_dir": ..., "data":
+{"fingerprint", "image_shape", "num_classes", "examples"}}`) as metadata, so that a
+resumed run continues bit for bit, on the same data. A checkpoint names no file to write:
+a resumed run writes where its user says.
 
-`load_model` rebuilds the network from the settings (`nets.models.build_model`) and
-checks the params against it (`nets.models.check_params`): the one structural check, the
-same for the MLP and the CNN. What it returns, `TrainedModel`, is the model API of the
-project: the web app, the ONNX export and `train.py` all use it.
+`load_model` and `load_checkpoint` check every metadata field and the arrays against the
+settings in one place, `digits.schema`, before anything is built from them. What
+`load_model` returns, `TrainedModel`, is the model API of the project: the web app, the
+ONNX export and `train.py` all use it.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from autodiff import tree_leaves
 from digits import archive
 from digits.datasets import Dataset
 from digits.files import make_parent
+from digits.schema import check_checkpoint, check_model
 from nets.cnn import cnn_layer_summary
 from nets.config import Settings
 from nets.costs import COSTS, PREDICTIONS
 from nets.errors import CheckpointError, ConfigError
 from nets.inputs import one_hot, prepare_images
 from nets.metrics import accuracy, confusion_matrix
-from nets.models import Model, build_model, check_params
+from nets.models import Model
 from nets.training import TrainState
 
 VERSION = "0.1.0"
@@ -149,16 +152,13 @@ def save_model(path: str | os.PathLike, params: Any, settings: Settings, meta: d
     filled in)."""
     meta = {"normalisation": PIXELS, "versions": versions(), **meta,
             "settings": settings.to_json(), "kind": "model"}
-    try:
-        trained = _rebuild(params, meta)
-    except (KeyError, TypeError, ValueError, ConfigError) as error:
-        raise CheckpointError(f"cannot save {os.fspath(path)}: {error}") from None
+    check_model(params, meta, f"cannot save {os.fspath(path)}", "this is a bug")
     make_parent(path)
-    archive.save(path, {"params": trained.params}, meta)
+    archive.save(path, {"params": params}, meta)
 
 
 def load_model(path: str | os.PathLike) -> TrainedModel:
-    """Read a model file and check its params against its settings; CheckpointError, naming
+    """Read a model file and check it (`digits.schema.check_model`); CheckpointError, naming
     the file and the problem, for anything else."""
     path = os.fspath(path)
     tree, meta = archive.load(path)
@@ -168,28 +168,9 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         )
     if not (isinstance(tree, dict) and set(tree) == {"params"}):
         raise CheckpointError(f"{path} is damaged: a model file holds exactly one 'params' tree")
-    try:
-        return _rebuild(tree["params"], meta, f"model {path}")
-    except (KeyError, TypeError, ValueError, ConfigError) as error:
-        raise CheckpointError(f"{path}: the metadata does not describe a model this program "
-                              f"can rebuild ({error})") from None
-
-
-def _rebuild(params: Any, meta: dict, source: str = "the model") -> TrainedModel:
-    settings = Settings.from_json(meta["settings"])
-    names, image_shape = meta["class_names"], meta["image_shape"]
-    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
-        raise ValueError(f"class_names must be a list of strings, got {names!r:.100}")
-    if not (isinstance(image_shape, list) and len(image_shape) == 2
-            and all(type(n) is int and n > 0 for n in image_shape)):
-        raise ValueError(f"image_shape must be [height, width], got {image_shape!r:.100}")
-    norm = meta["normalisation"]
-    if not (isinstance(norm, dict) and all(isinstance(norm.get(k), (int, float))
-                                           for k in ("mean", "std")) and norm["std"] > 0):
-        raise ValueError(f"normalisation must be {{'mean': m, 'std': s > 0}}, got {norm!r:.100}")
-    network = build_model(settings, tuple(image_shape), len(names))
-    check_params(network, params)
-    return TrainedModel(settings.model, params, settings, dict(meta), network, source)
+    settings, network = check_model(tree["params"], meta, path)
+    return TrainedModel(settings.model, tree["params"], settings, dict(meta), network,
+                        f"model {path}")
 
 
 # ------------------------------------------------------------------------- checkpoints
@@ -217,18 +198,5 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TrainState, dict]:
     if meta.get("kind") != "checkpoint":
         raise CheckpointError(f"{path} is not a training checkpoint (it is a "
                               f"{meta.get('kind')!r} file); resume from a .checkpoint.npz file")
-    try:
-        values = dict(meta["state"])
-        if set(values) != set(_FIELDS):
-            raise KeyError(sorted(set(values) ^ set(_FIELDS)))
-        if values["best_val_loss"] is None:
-            values["best_val_loss"] = np.inf
-        state = TrainState(**{name: tree[name] for name in _TREES}, **values)
-        np.random.default_rng().bit_generator.state = state.rng_state
-        run = meta["run"]
-        if not isinstance(run, dict):
-            raise TypeError("the run is not an object")
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{path} is damaged or from another program ({error!r}); "
-                              "start a new run") from None
-    return state, run
+    values, run = check_checkpoint(tree, meta, path)
+    return TrainState(**values), run

@@ -16,9 +16,13 @@ Even these are not handed out as the real NumPy objects: NumPy's own `__setstate
 input (a dtype's pickled flags can mark float64 as holding object pointers), so each name
 resolves to a small stand-in here that checks the state it is given and builds the array
 itself with `np.frombuffer`. `numpy.ndarray` is a token `_reconstruct` accepts and nobody can
-call; `numpy.dtype` builds only plain bool/int/float/complex dtypes from a string. Numpy
-scalars, object arrays, and protocol 0-2 or 5 array pickles (`_codecs.encode`, `_frombuffer`)
-are refused: a parameter file from the notebook never needs them.
+call; `numpy.dtype` builds only plain bool/int/float/complex dtypes from a string. Protocol 5
+writes each array as `numpy._core.numeric._frombuffer(bytearray, dtype, shape, order)` with
+the data in-band (BYTEARRAY8): that name resolves to a stand-in that checks its arguments
+and copies the bytes. Out-of-band buffers (NEXT_BUFFER, READONLY_BUFFER) would need data
+from outside the file and are refused, as are numpy scalars, object arrays and protocols
+0-2 (which encode bytes through `_codecs.encode`): the importer reads pickle protocols 3, 4
+and 5, what `pickle.dump` writes by default.
 
 After loading, the structure is checked (keys W1..WL and b1..bL, shapes that chain, finite
 floats) and converted to this project's layout, `{"w": W.T, "b": b.ravel()}` as C-contiguous
@@ -36,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from digits.files import NotRegularFile, open_regular
 from nets.errors import CheckpointError
 
 MAX_PICKLE_BYTES = 256 * 2**20
@@ -101,7 +106,27 @@ def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> _ArrayStandIn:
     return _ArrayStandIn()
 
 
+def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> _ArrayStandIn:
+    """Protocol 5's array: a copy of `buffer` as `dtype` and `shape`, checked first. It is
+    handed back wrapped, like `_reconstruct`'s, so that no real ndarray (whose own
+    `__setstate__` trusts its input) is ever within reach of the stream's BUILD."""
+    if not (isinstance(buffer, (bytes, bytearray)) and isinstance(dtype, _DtypeStandIn)
+            and isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
+            and order in ("C", "F")):
+        raise _Refused("it gives an array unusual arguments")
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dtype.dtype.itemsize != len(buffer):
+        raise _Refused(f"an array of shape {shape} does not match its {len(buffer)} bytes")
+    built = _ArrayStandIn()
+    built.array = np.frombuffer(bytes(buffer), dtype=dtype.dtype).reshape(shape, order=order).copy()
+    return built
+
+
 _ALLOWED = {
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy", "ndarray"): _NDARRAY,
@@ -109,36 +134,52 @@ _ALLOWED = {
 }
 
 
-# The opcodes that `pickle.dump` (protocol 3 or 4) uses for a dict of arrays, plus plain
-# lists, ints and floats. Anything else (buffers, extension codes, persistent ids, the
-# INST/OBJ/NEWOBJ ways to call classes, protocol 0 text opcodes) is refused unread.
+# The opcodes that `pickle.dump` (protocols 3-5) uses for a dict of arrays, plus plain
+# lists, ints and floats. Anything else (out-of-band buffers, extension codes, persistent
+# ids, the INST/OBJ/NEWOBJ ways to call classes, protocol 0 text opcodes) is refused unread.
 _OPCODES = frozenset({
     "PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK",
     "BINPUT", "LONG_BINPUT", "MEMOIZE", "BINGET", "LONG_BINGET",
     "NONE", "NEWTRUE", "NEWFALSE", "BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT",
     "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
+    "BYTEARRAY8",
     "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_LIST", "LIST", "APPEND",
     "APPENDS", "EMPTY_DICT", "DICT", "SETITEM", "SETITEMS",
     "GLOBAL", "STACK_GLOBAL", "REDUCE", "BUILD",
 })
 
 
+_PROTOCOLS = "this importer reads pickle protocols 3, 4 and 5 (what pickle.dump writes by default)"
+
+
+def _protocol(raw: bytes) -> int | str:
+    return raw[1] if raw[:1] == b"\x80" and len(raw) > 1 else "0 or 1"
+
+
 def _prescan(raw: bytes, path: str) -> None:
-    """Walk the opcodes without building anything: refuse unneeded opcodes and globals."""
+    """Walk the opcodes without building anything: refuse unneeded opcodes and globals,
+    and protocols other than 3-5."""
     end = None
+    protocol = _protocol(raw)
+    old = "" if protocol in (3, 4, 5) else f" (and it is protocol {protocol}; {_PROTOCOLS})"
     try:
         for op, arg, pos in pickletools.genops(raw):
+            if op.name in ("NEXT_BUFFER", "READONLY_BUFFER"):
+                raise CheckpointError(
+                    f"refused to load {path}: it uses out-of-band buffers (pickle protocol "
+                    "5 with a buffer_callback), whose data is not in the file; save the "
+                    "arrays in-band with a plain pickle.dump")
             if op.name not in _OPCODES:
                 raise CheckpointError(
                     f"refused to load {path}: it uses the pickle opcode {op.name}, which a "
-                    "parameter file never needs"
+                    f"parameter file never needs{old}"
                 )
             if op.name == "GLOBAL":
                 module, _, name = arg.partition(" ")
                 if (module, name) not in _ALLOWED:
                     raise CheckpointError(
                         f"refused to load {path}: it references {module}.{name}, which a "
-                        "parameter file never needs (loading it could run arbitrary code)"
+                        f"parameter file never needs (loading it could run arbitrary code){old}"
                     )
             end = pos + 1
     except CheckpointError:
@@ -149,6 +190,9 @@ def _prescan(raw: bytes, path: str) -> None:
         ) from exc
     if end != len(raw):
         raise CheckpointError(f"{path} is damaged: it has extra bytes after the pickle")
+    if old:
+        raise CheckpointError(f"refused to load {path}: it is a pickle of protocol {protocol}; "
+                              f"{_PROTOCOLS}")
 
 
 class _ParamsUnpickler(pickle.Unpickler):
@@ -211,10 +255,12 @@ def _built(value: Any, path: str) -> Any:
 
 def _read_bytes(path: str) -> bytes:
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             raw = f.read(MAX_PICKLE_BYTES + 1)
     except FileNotFoundError as exc:
         raise CheckpointError(f"{path}: no such parameter file; check the path") from exc
+    except NotRegularFile as exc:
+        raise CheckpointError(f"{exc}; give the notebook's parameter file") from None
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if len(raw) > MAX_PICKLE_BYTES:

@@ -55,12 +55,6 @@ def result_line(meta: dict, state: TrainState) -> str:
             f"{meta['test_loss']:.4f}{stopped}")
 
 
-def interrupted_message(state: TrainState, checkpoint: str) -> str:
-    """What to tell a user who pressed Ctrl-C: where the checkpoint is and how to resume."""
-    return (f"interrupted at epoch {state.epoch + 1}, step {state.step}: checkpoint saved to "
-            f"{checkpoint}\nresume with: python train.py --resume {checkpoint}")
-
-
 def top3_line(probabilities: np.ndarray, class_names: list[str], mark: str = "") -> str:
     """The most likely class (followed by `mark`), then the three most likely with their
     probabilities."""

@@ -72,7 +72,7 @@ class Settings:
                                 ("batch_size", 0, "the batch size (0: full batch)"),
                                 ("patience", 0, "patience"), ("shift", 0, "the shift"),
                                 ("val_size", 0, "the validation size"),
-                                ("seed", -2**63, "the seed")):
+                                ("seed", 0, "the seed")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{_flag(name)}: {what} must be an integer of at least "

@@ -33,3 +33,12 @@ class ConfigError(NetsError):
 
 class TrainingDiverged(NetsError):
     """The loss became NaN or infinite during training."""
+
+
+class RunInterrupted(NetsError):
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped training cleanly; the message says where
+    the checkpoint is. `exit_code` is 128 + the signal's number."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,7 +1,11 @@
 """The model kinds: build a network from the settings and check parameters against it.
 
 A `Model` pairs `apply(params, x) -> logits`, where `x` is (batch, features) float and the
-logits are (batch, classes), with `init(rng)`, which draws fresh parameters. `build_model`
+logits are (batch, classes), with `init(rng)`, which draws fresh parameters, and
+`shapes()`, the same pytree with zero-memory stand-ins (`np.broadcast_to`) for the arrays:
+what `check_params` compares a loaded file against, so that a file declaring a huge
+network is refused before anything of that size is allocated. `training_memory` estimates
+what training a configuration takes, for the same reason. `build_model`
 makes one from a `nets.config.Settings` and the data's image shape and class count: that
 is all a model file needs to store to rebuild it.
 """
@@ -34,6 +38,36 @@ class Model:
     init: Callable[[np.random.Generator], Any]
     input_size: int
     num_classes: int
+    shapes: Callable[[], Any]
+
+
+def _stand_in(shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array of `shape` that takes no memory: the stand-in for a parameter."""
+    return np.broadcast_to(np.float32(0), shape)
+
+
+def mlp_shapes(sizes: list[int]) -> list[dict[str, np.ndarray]]:
+    """`init_mlp`'s pytree, with stand-ins for the arrays."""
+    return [{"w": _stand_in((a, b)), "b": _stand_in((b,))} for a, b in zip(sizes, sizes[1:])]
+
+
+def cnn_shapes(input_shape: tuple[int, int, int], num_classes: int,
+               channels: tuple[int, ...] = (32, 64), hidden: int = 128,
+               kernel_size: int = 3) -> dict[str, list[dict[str, np.ndarray]]]:
+    """`nets.cnn.init_cnn`'s pytree (its default architecture), with stand-ins."""
+    from nets.cnn import POOL
+
+    in_c, h, w = input_shape
+    if min(h, w) < POOL ** len(channels):
+        raise ConfigError(f"a {h}x{w} image is too small for {len(channels)} 2x2 poolings")
+    conv = []
+    for out_c in channels:
+        conv.append({"w": _stand_in((out_c, in_c, kernel_size, kernel_size)),
+                     "b": _stand_in((out_c,))})
+        in_c, h, w = out_c, h // POOL, w // POOL
+    dense = [(in_c * h * w, hidden), (hidden, num_classes)]
+    return {"conv": conv, "dense": [{"w": _stand_in((a, b)), "b": _stand_in((b,))}
+                                    for a, b in dense]}
 
 
 def make_mlp(
@@ -48,7 +82,7 @@ def make_mlp(
     def init_params(rng: np.random.Generator) -> Any:
         return init_mlp(rng, sizes, init=init, scale=init_scale)
 
-    return Model("mlp", apply, init_params, sizes[0], sizes[-1])
+    return Model("mlp", apply, init_params, sizes[0], sizes[-1], lambda: mlp_shapes(sizes))
 
 
 def make_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10) -> Model:
@@ -58,7 +92,8 @@ def make_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int =
     def init_params(rng: np.random.Generator) -> Any:
         return init_cnn(rng, input_shape=tuple(input_shape), num_classes=num_classes)
 
-    return Model("cnn", cnn, init_params, int(np.prod(input_shape)), int(num_classes))
+    return Model("cnn", cnn, init_params, int(np.prod(input_shape)), int(num_classes),
+                 lambda: cnn_shapes(tuple(input_shape), int(num_classes)))
 
 
 def build_model(settings: Settings, image_shape: tuple[int, ...] = (28, 28),
@@ -73,7 +108,7 @@ def build_model(settings: Settings, image_shape: tuple[int, ...] = (28, 28),
 def check_params(model: Model, params: Any) -> None:
     """Raise ConfigError unless `params` has exactly the structure, shapes and float dtypes
     that `model` builds, with finite values: the one structural check of loaded params."""
-    expected_leaves, expected_def = tree_flatten(model.init(np.random.default_rng(0)))
+    expected_leaves, expected_def = tree_flatten(model.shapes())
     leaves, treedef = tree_flatten(params)
     if treedef != expected_def:
         raise ConfigError(f"the parameters are laid out as {treedef!r}, but a {model.kind} "
@@ -86,3 +121,43 @@ def check_params(model: Model, params: Any) -> None:
                               f"these settings needs a float array of shape {want.shape}")
         if not np.all(np.isfinite(leaf)):
             raise ConfigError(f"parameter {where} contains NaN or infinite values")
+
+
+EVAL_BATCH = 2000  # the batch of nets.training.evaluate
+# Floats kept per example and layer output while training: the forward value, the
+# gradient flowing back, and the optimizer's temporaries (measured: see training_memory).
+_ACTIVATION_COPIES = 4
+# Copies of the parameters while training: params, gradients, Adam's two moments, the
+# new params of the update and the best params of early stopping.
+_PARAMETER_COPIES = 6
+
+
+def training_memory(settings: Settings, image_shape: tuple[int, int], num_classes: int,
+                    examples: int) -> dict[str, int]:
+    """An upper estimate of the bytes training takes: {"parameters", "activations"}.
+
+    Computed from the sizes alone (nothing is allocated), so that a configuration that
+    cannot fit (`--layers 784,100000000,10`, the CNN with a full batch of 55,000 images)
+    is refused in one line before it starts. The per-example activation count is every
+    layer's output (and for the CNN each convolution's im2col matrix), times
+    _ACTIVATION_COPIES; float32 throughout.
+    """
+    batch = settings.batch_size or examples
+    model = build_model(settings, image_shape, num_classes)
+    count = sum(int(np.prod(leaf.shape, dtype=object)) for leaf in tree_flatten(model.shapes())[0])
+    if settings.model == "cnn":
+        from nets.cnn import POOL
+
+        c, h, w = 1, *image_shape
+        per_example = c * h * w
+        for layer in model.shapes()["conv"]:
+            out_c, in_c, k, _ = layer["w"].shape
+            per_example += in_c * k * k * h * w + out_c * h * w  # im2col columns, conv output
+            c, h, w = out_c, h // POOL, w // POOL
+            per_example += c * h * w
+        per_example += sum(layer["w"].shape[1] for layer in model.shapes()["dense"])
+    else:
+        per_example = sum(settings.layers)
+    evaluated = min(EVAL_BATCH, examples)  # validation and test batches, forward only
+    return {"parameters": 4 * _PARAMETER_COPIES * count,
+            "activations": 4 * per_example * max(_ACTIVATION_COPIES * batch, evaluated)}

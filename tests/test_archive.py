@@ -535,3 +535,62 @@ def test_fuzz_meta_json_with_valid_crc(tmp_path_factory, data):
     rewrite_zip(directory / "good.npz", directory / "m.npz",
                 replace={"meta.json": json.dumps(header).encode()})
     _load_both(directory / "m.npz")
+
+
+# ------------------------------------------------- sizes a file declares are not trusted
+
+
+def claim_size(path, member, size):
+    """Patch the central directory so that `member` claims `size` (< 4 GiB) bytes,
+    compressed and not, as a crafted file would; the data itself stays as it is."""
+    raw = bytearray(Path(path).read_bytes())
+    start = 0
+    while (start := raw.find(b"PK\x01\x02", start)) != -1:
+        name_len = int.from_bytes(raw[start + 28:start + 30], "little")
+        if bytes(raw[start + 46:start + 46 + name_len]) == member.encode():
+            raw[start + 20:start + 28] = size.to_bytes(4, "little") * 2
+        start += 4
+    Path(path).write_bytes(bytes(raw))
+
+
+def test_a_member_claiming_gigabytes_is_refused_before_reading(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "m.npz"
+    save_model(path, small_params(), {})
+    claim_size(path, "params/0/w.npy", 2 * 2**30)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.getinfo("params/0/w.npy").file_size == 2 * 2**30
+    tracemalloc.start()
+    with pytest.raises(CheckpointError, match=r"claims 2.0 GiB but the file has"):
+        load(path)
+    assert tracemalloc.get_traced_memory()[1] < 50 * 2**20
+    tracemalloc.stop()
+
+
+def test_compressed_members_are_refused(tmp_path):
+    path = tmp_path / "m.npz"
+    save_model(path, small_params(), {})
+    deflated = tmp_path / "deflated.npz"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(deflated, "w",
+                                                       zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info))
+    with pytest.raises(CheckpointError, match="stored uncompressed"):
+        load(deflated)
+
+
+def test_arrays_larger_than_memory_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    save_model(path, small_params(sizes=(100, 100, 2)), {})
+    monkeypatch.setenv("DIGITS_MEMORY_LIMIT", "10K")
+    with pytest.raises(CheckpointError, match="would take 40.2 KiB, more than the 10.0 KiB"):
+        load(path)
+
+
+def test_a_fifo_or_device_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "m.npz"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "FIFO"), ("/dev/zero", "character device")):
+        with pytest.raises(CheckpointError, match=kind):
+            load(path)

@@ -187,3 +187,67 @@ def test_fuzz_read_idx_returns_array_or_data_error(scratch, case):
         assert str(path) in str(error)
     else:
         assert isinstance(result, np.ndarray)
+
+
+# ------------------------------------------------------------------- untrusted sizes
+
+
+def test_a_gzip_bomb_stops_at_the_promised_size(tmp_path, monkeypatch):
+    # A header promising 10 labels, followed by 50 MB of zeros that compress to ~50 kB.
+    import zlib as zlib_module
+
+    calls = []
+    real = zlib_module.decompressobj
+
+    class Counting:
+        def __init__(self, *args):
+            self.inner = real(*args)
+
+        def decompress(self, data, max_length=0):
+            out = self.inner.decompress(data, max_length)
+            calls.append(len(out))
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    bomb = tmp_path / "labels.gz"
+    bomb.write_bytes(gzip.compress(idx_bytes(np.zeros(10, np.uint8)) + bytes(50 * 2**20)))
+    assert bomb.stat().st_size < 200_000
+    monkeypatch.setattr(data.zlib, "decompressobj", Counting)
+    with pytest.raises(DataError, match="more than the 18 bytes its IDX header promises"):
+        data.read_idx(bomb)
+    assert sum(calls) < 2**21  # stopped within about a chunk of the promise
+
+
+def test_a_header_promising_more_than_memory_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITS_MEMORY_LIMIT", "1M")
+    header = b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (60000, 280, 280))
+    for gz in (True, False):
+        path = tmp_path / ("images.gz" if gz else "images")
+        path.write_bytes(gzip.compress(header + bytes(1000)) if gz else header + bytes(1000))
+        with pytest.raises(DataError, match="promises 4.4 GiB of data, more than the 1.0 MiB"):
+            data.read_idx(path)
+
+
+def test_a_raw_file_larger_than_memory_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITS_MEMORY_LIMIT", "1K")
+    path = write_idx(tmp_path / "big", np.zeros((3, 28, 28), np.uint8), gzip=False)
+    with pytest.raises(DataError, match="more than the 1.0 KiB"):
+        data.read_idx(path)
+
+
+def test_concatenated_gzip_members_still_read(tmp_path):
+    raw = idx_bytes(np.arange(100, dtype=np.uint8))
+    path = tmp_path / "two-members.gz"
+    path.write_bytes(gzip.compress(raw[:30]) + gzip.compress(raw[30:]))
+    assert np.array_equal(data.read_idx(path), np.arange(100, dtype=np.uint8))
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "train-labels-idx1-ubyte.gz"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="FIFO"):
+        data.read_idx(fifo)

@@ -132,11 +132,27 @@ def test_check_fits_names_the_model_and_the_data(tmp_path):
         model.check_fits("small", 196, 10)
 
 
-def test_checkpoints_round_trip_the_training_state(tmp_path):
+TINY_RUN = dataclasses.replace(MLP, layers=(4, 3, 2), batch_size=2, val_size=2, epochs=3)
+
+
+def entry(epoch):
+    return {"epoch": epoch, "train_loss": 0.5, "train_accuracy": 0.5, "val_loss": None,
+            "val_accuracy": None, "lr": 0.001, "seconds": 0.1}
+
+
+def tiny_checkpoint(**changes):
+    """A consistent checkpoint of a 4-3-2 MLP on 10 examples (8 to train: 4 steps an epoch)."""
     params = init_mlp(np.random.default_rng(3), [4, 3, 2])
-    state = dataclasses.replace(init_state(params, MLP), epoch=2, step=1, first_loss=2.5,
-                                history=[{"epoch": 1, "val_loss": None}])
-    run = {"settings": MLP.to_json(), "save": "/m.npz", "data_dir": None}
+    state = dataclasses.replace(init_state(params, TINY_RUN), epoch=2, step=1, total_steps=9,
+                                first_loss=2.5, history=[entry(1), entry(2)], **changes)
+    run = {"settings": TINY_RUN.to_json(), "data_dir": None,
+           "data": {"fingerprint": "0" * 64, "image_shape": [2, 2], "num_classes": 2,
+                    "examples": 10}}
+    return state, run
+
+
+def test_checkpoints_round_trip_the_training_state(tmp_path):
+    state, run = tiny_checkpoint()
     save_checkpoint(tmp_path / "c.npz", state, run)
     got, got_run = load_checkpoint(tmp_path / "c.npz")
     assert got_run == run and got.opt_state is None and got.best_params is None

@@ -150,7 +150,6 @@ def hostile_pickles(marker):
         "inside an object array": pickle.dumps(np.array([MakesDir(marker)], dtype=object), 3),
         "numpy, but not allowed": b"cnumpy\nload\n(X\x01\x00\x00\x00xtR.",
         "numpy scalar": pickle.dumps(np.float64(1.0), protocol=3),
-        "protocol 5 array": pickle.dumps(notebook_dict(), protocol=5),
         "bytearray": b"\x80\x05\x96" + (3).to_bytes(8, "little") + b"abc\x98.",
         "persistent id": b"\x80\x03X\x01\x00\x00\x00xQ.",
         "INST": b"(isubprocess\nPopen\nX\x05\x00\x00\x00touchtR.",
@@ -286,3 +285,52 @@ def test_fuzz_random_bytes(tmp_path_factory, data):
 def test_fuzz_mutated_pickle(tmp_path_factory, flips, cut):
     data = mutated(GOOD, flips, cut)
     _load_or_refuse(tmp_path_factory.mktemp("fuzz"), data)
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+@pytest.mark.parametrize("fortran", [False, True])
+def test_pickle_protocols_3_to_5_import_the_same_arrays(tmp_path, protocol, fortran):
+    obj = notebook_dict((5, 4, 3), seed=protocol)
+    if fortran:
+        obj = {k: np.asfortranarray(v) for k, v in obj.items()}
+    path = write_pickle(tmp_path / "p.pkl", obj, protocol=protocol)
+    params, sizes = load_notebook_params(path)
+    assert sizes == [5, 4, 3]
+    for layer, n in zip(params, (1, 2)):
+        assert np.array_equal(layer["w"], obj[f"W{n}"].T.astype(np.float32))
+        assert np.array_equal(layer["b"], obj[f"b{n}"].ravel().astype(np.float32))
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2])
+def test_old_protocols_are_named_plainly(tmp_path, protocol):
+    path = write_pickle(tmp_path / "p.pkl", notebook_dict(), protocol=protocol)
+    with pytest.raises(CheckpointError, match="protocol (0 or 1|2); this importer reads pickle "
+                       "protocols 3, 4 and 5"):
+        load_notebook_params(path)
+
+
+def test_out_of_band_buffers_are_refused(tmp_path):
+    buffers = []
+    data = pickle.dumps(notebook_dict(), protocol=5, buffer_callback=buffers.append)
+    path = tmp_path / "p.pkl"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError, match="out-of-band buffers"):
+        load_notebook_params(path)
+
+
+def test_protocol_5_frombuffer_with_hostile_arguments_is_refused(tmp_path):
+    good = pickle.dumps({"W1": np.ones((2, 3)), "b1": np.ones((2, 1))}, protocol=5)
+    # The same stream with the shape of W1 changed from (2, 3) to (3, 3): 48 bytes no longer fit.
+    bad = good.replace(b"K\x02K\x03\x86", b"K\x03K\x03\x86", 1)
+    assert bad != good
+    path = tmp_path / "p.pkl"
+    path.write_bytes(bad)
+    with pytest.raises(CheckpointError, match="does not match its 48 bytes"):
+        load_notebook_params(path)
+
+
+def test_a_fifo_is_refused_without_hanging(tmp_path):
+    fifo = tmp_path / "p.pkl"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match="FIFO"):
+        load_notebook_params(fifo)

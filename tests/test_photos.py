@@ -294,3 +294,72 @@ def test_without_scipy_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "scipy", None)
     with pytest.raises(NetsError, match=r"scipy: pip install '\.\[image\]'"):
         images.to_mnist(np.pad(np.ones((10, 4)), 20))
+
+
+# ------------------------------------------------- only our formats, bounded pixel counts
+
+import struct  # noqa: E402
+import zlib  # noqa: E402
+
+from digits.imagefiles import FORMATS, MAX_PIXELS, load_image  # noqa: E402
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG that declares width x height but holds almost no data (a decompression bomb's
+    header: Pillow reads the size without decoding)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
+                     chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("width, height", [(13000, 13000), (50000, 1001), (20000, 20000)])
+def test_huge_images_are_refused_before_decoding(tmp_path, width, height):
+    import tracemalloc
+
+    path = png_header_only(tmp_path / "bomb.png", width, height)
+    tracemalloc.start()
+    with pytest.raises(ImageError, match=f"more than the {MAX_PIXELS:,} pixels"):
+        load_image(path)
+    assert tracemalloc.get_traced_memory()[1] < 20 * 2**20
+    tracemalloc.stop()
+
+
+def test_an_image_at_the_limit_is_read(tmp_path):
+    path = tmp_path / "wide.png"
+    Image.new("L", (MAX_PIXELS // 1000, 1000), 255).save(path)
+    assert load_image(path).shape == (1000, MAX_PIXELS // 1000)
+
+
+@pytest.mark.parametrize("content", [
+    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",  # Ghostscript's
+    b"P5\n2 2\n255\n\x00\x01\x02\x03",                                   # PGM: not offered
+])
+def test_only_the_documented_formats_are_opened(tmp_path, content):
+    path = tmp_path / "x.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match="PNG, JPEG, GIF, BMP, TIFF, WEBP"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_documented_format_is_read(tmp_path, fmt):
+    path = tmp_path / f"digit.{fmt.lower()}"
+    try:
+        Image.new("L", (20, 20), 200).save(path, format=fmt)
+    except (OSError, KeyError):
+        pytest.skip(f"this Pillow cannot write {fmt}")
+    assert load_image(path).shape == (20, 20)
+
+
+def test_a_fifo_photo_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "photo.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="FIFO"):
+        load_image(fifo)

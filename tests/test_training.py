@@ -1,5 +1,6 @@
 """The training loop of nets/training.py, called directly on small learnable fake data."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -38,6 +39,14 @@ def run(data, config, *, init_seed=0, state=None, sizes=SIZES, **hooks):
     if state is None:
         state = init_state(model.init(np.random.default_rng(init_seed)), config)
     return train(state, model.apply, COSTS["cross-entropy"], data, config, **hooks)
+
+
+def run_record(data, config) -> dict:
+    """What a checkpoint of `run(data, config)` stores about its run (train.py's form)."""
+    settings = dataclasses.replace(config, layers=tuple(SIZES), val_size=len(data.val_x))
+    return {"settings": settings.to_json(), "data_dir": None,
+            "data": {"fingerprint": "0" * 64, "image_shape": [28, 28], "num_classes": 10,
+                     "examples": len(data.train_x) + len(data.val_x)}}
 
 
 def leaves(tree):
@@ -177,7 +186,7 @@ def test_resuming_mid_epoch_is_bit_for_bit(data, tmp_path, optimizer, patience, 
     assert stopped.epoch * 5 + stopped.step == stop_at
     assert not same_tree(stopped.params, uninterrupted.params)
     if through_checkpoint:
-        save_checkpoint(str(tmp_path / "c.npz"), stopped, {"args": {}})
+        save_checkpoint(str(tmp_path / "c.npz"), stopped, run_record(data, config))
         stopped, _ = load_checkpoint(str(tmp_path / "c.npz"))
     resumed = run(data, config, state=stopped)
 
@@ -196,7 +205,7 @@ def test_resuming_twice_in_a_row_is_bit_for_bit(data, tmp_path):
     state = None
     for part in range(3):
         state = run(data, config, state=state, should_stop=stop_after(3))
-        save_checkpoint(str(tmp_path / f"{part}.npz"), state, {"args": {}})
+        save_checkpoint(str(tmp_path / f"{part}.npz"), state, run_record(data, config))
         state, _ = load_checkpoint(str(tmp_path / f"{part}.npz"))
     assert state.epoch * 5 + state.step == 9
     assert same_tree(run(data, config, state=state).params, uninterrupted.params)
@@ -357,7 +366,7 @@ def test_shift_changes_training_and_resumes_bit_for_bit(tmp_path):
     assert not same_tree(shifted.params, run(images, make_settings(
         epochs=2, batch_size=32, lr=1e-2, seed=3)).params)
     stopped = run(images, config, should_stop=stop_after(7))
-    save_checkpoint(str(tmp_path / "c.npz"), stopped, {"args": {}})
+    save_checkpoint(str(tmp_path / "c.npz"), stopped, run_record(images, config))
     stopped, _ = load_checkpoint(str(tmp_path / "c.npz"))
     assert same_tree(run(images, config, state=stopped).params, shifted.params)
 
