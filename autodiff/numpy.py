@@ -16,78 +16,113 @@ indexing, stable composites, constants (not differentiable), and the Box operato
 from __future__ import annotations
 
 import builtins
+import functools
+import operator
 from typing import Any
 
 import numpy as np
 
-from autodiff.core import Box, defvjp, defvjp_argnum, nondifferentiable, primitive, unbox
+from autodiff.core import (
+    Box,
+    defvjp,
+    defvjp_argnum,
+    nondifferentiable,
+    primitive,
+    unbox,
+)
+from autodiff.core import dtype_of as _dtype
+from autodiff.core import shape_of as _shape
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _shape(x: Any) -> tuple:
-    shape = getattr(x, "shape", None)
-    return np.shape(x) if shape is None else shape
 
 
 def _ndim(x: Any) -> int:
     return len(_shape(x))
 
 
+def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    """`axis` (None, an int-like, possibly negative, or a tuple of them) as sorted
+    non-negative ints; None means every axis."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    return tuple(sorted(operator.index(a) % builtins.max(ndim, 1) for a in axes))
+
+
 def unbroadcast(g: Any, x: Any) -> Any:
     """Sum the cotangent `g` back down to the shape of the argument `x`, undoing NumPy
     broadcasting."""
     try:
-        if g.shape == x.shape:  # the common case, checked first because it is hot
+        # the common case, checked first because it is hot
+        if g.shape == x.shape and (g.dtype is x.dtype or g.dtype == x.dtype):
             return g
     except AttributeError:
         pass
     shape, g_shape = _shape(x), _shape(g)
-    if g_shape == shape:
-        return g
-    lead = len(g_shape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
-    )
-    if axes:
-        g = sum(g, axis=axes)
-    return reshape(g, shape)
+    if g_shape != shape:
+        lead = len(g_shape) - len(shape)
+        axes = tuple(range(lead)) + tuple(
+            lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
+        )
+        if axes:
+            g = sum(g, axis=axes)
+        g = reshape(g, shape)
+    # A float64 constant (e.g. log(2.0) in the rule of 2.0 ** x) must not promote the
+    # cotangent of a float32 argument: cotangents keep their argument's dtype.
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and dtype.kind == "f" and _dtype(g) != dtype:
+        g = astype(g, dtype)
+    return g
 
 
 def _expand_reduced(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     """Broadcast the cotangent of a reduction over `axis` back to the shape of `x`."""
     shape = _shape(x)
-    if not keepdims and axis is not None:
-        axes = (axis,) if isinstance(axis, int) else tuple(axis)
-        axes = tuple(a % len(shape) for a in axes)
-        kept = tuple(1 if i in axes else n for i, n in enumerate(shape))
-        g = reshape(g, kept)
-    elif not keepdims:
-        g = reshape(g, (1,) * len(shape))
+    if not keepdims:
+        axes = _axes(axis, len(shape))
+        g = reshape(g, tuple(1 if i in axes else n for i, n in enumerate(shape)))
     return broadcast_to(g, shape)
 
 
 def _reduced_count(x: Any, axis: Any) -> int:
     shape = _shape(x)
-    if axis is None:
-        return int(np.prod(shape, dtype=np.int64))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+    return int(np.prod([shape[a] for a in _axes(axis, len(shape))], dtype=np.int64))
+
+
+def _divide_by_count(total: Any, count: int) -> Any:
+    # In float16 a count above 65,504 is inf, and total / inf is 0: divide in float32.
+    if _dtype(total) == np.float16:
+        return astype(astype(total, np.float32) / count, np.float16)
+    return total / count
 
 
 def _method_first(function):
     """`function`, calling the ndarray method of the same name when given an ndarray: the
     methods are C code, while np.sum and friends first pass through Python wrappers that
-    cost more than the work itself on small arrays."""
+    cost more than the work itself on small arrays. The ndarray methods take the same
+    arguments as the functions, less the array."""
     name = function.__name__
 
-    def raw(x, *args, **kwargs):
-        if type(x) is np.ndarray:
-            return getattr(x, name)(*args, **kwargs)
-        return function(x, *args, **kwargs)
+    @functools.wraps(function)
+    def raw(a, *args, **kwargs):
+        if type(a) is np.ndarray:
+            return getattr(a, name)(*args, **kwargs)
+        return function(a, *args, **kwargs)
 
-    raw.__name__ = name
     return raw
+
+
+def _traced(*trees: Any) -> bool:
+    return builtins.any(_contains_box(tree) for tree in trees)
+
+
+def _refuse_settings(name: str, **settings: Any) -> None:
+    """Refuse, on traced values, settings that would lose the gradient (`out=`)."""
+    for setting, value in settings.items():
+        if value is not None:
+            what = ("would write a traced value into an array, losing its gradient"
+                    if setting == "out" else "is not supported on traced values")
+            raise TypeError(f"autodiff: {name}(..., {setting}=) {what}; leave it out")
 
 
 # ------------------------------------------------------------------------- elementwise
@@ -129,21 +164,39 @@ defvjp(cos, lambda g, ans, x: -g * sin(x))
 tanh = primitive(np.tanh)
 defvjp(tanh, lambda g, ans, x: g * (1 - ans * ans))
 
-# d/dx clip = 1 inside [a_min, a_max], 0 where the value was clipped.
-clip = primitive(np.clip)
-defvjp(clip, lambda g, ans, x, *bounds, **kw: where(ans == x, g, _zero(g)))
+
+def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
+    """`np.clip`, as `minimum(maximum(a, a_min), a_max)` when traced (as JAX does it), so
+    that traced and broadcasting bounds get their gradients too."""
+    low = a_min if min is None else min
+    high = a_max if max is None else max
+    if not _traced(a, low, high):
+        return np.clip(a, low, high, out=out, **kwargs)
+    _refuse_settings("clip", out=out, **kwargs)
+    if low is not None:
+        a = maximum(a, low)
+    return a if high is None else minimum(a, high)
 
 
-def _astype(x, dtype):
-    return x.astype(dtype)
+def _astype(x, dtype, /, *, copy=True, device=None):
+    if isinstance(x, (np.ndarray, np.generic)):
+        return x.astype(dtype, copy=copy)
+    return np.astype(np.asarray(x), dtype, copy=copy, device=device)
 
 
-astype = primitive(_astype)
-defvjp(astype, lambda g, ans, x, dtype: astype(g, _dtype(x)))
+_astype_op = primitive(_astype)
+_astype_op.__name__ = "astype"
+defvjp(_astype_op, lambda g, ans, x, dtype, copy=True, device=None: astype(g, _dtype(x)))
 
 
-def _dtype(x: Any) -> np.dtype:
-    return x.dtype if hasattr(x, "dtype") else np.result_type(x)
+def astype(x, dtype, /, *, copy=True, device=None):
+    """`x` cast to `dtype`. Only a cast to a float dtype carries a gradient: a traced value
+    cast to an integer or bool is a constant (its derivative is 0, as for `floor`)."""
+    if type(x) is Box and np.dtype(dtype).kind != "f":
+        if np.dtype(dtype).kind == "c":
+            raise TypeError("autodiff: complex numbers are not supported; cast to a float dtype")
+        return _astype(unbox(x), dtype, copy=copy)
+    return _astype_op(x, dtype, copy=copy, device=device)
 
 
 # ------------------------------------------------------------ binary (broadcasting)
@@ -186,11 +239,19 @@ def _log_where_positive(x):
     return where(positive, log(where(positive, x, 1)), 0)
 
 
+def _power_rule_x(g, ans, x, y):
+    # d(x^y)/dx = y x^(y-1); where y == 0 it is 0, even at x == 0 where x^(y-1) is inf.
+    # x is replaced by 1 there before the power, so that the branch `where` does not
+    # select stays finite and its (zero) cotangent cannot become 0 * inf = NaN.
+    zero = equal(y, 0)
+    safe_x = where(zero, 1, x) if builtins.any(np.ravel(zero)) else x
+    return unbroadcast(where(zero, 0, g * y * safe_x ** (y - 1)), x)
+
+
 power = primitive(np.power)
 defvjp(
     power,
-    # d(x^y)/dx = y x^(y-1); where y == 0 it is 0, even at x == 0 where x^(y-1) is inf.
-    lambda g, ans, x, y: unbroadcast(where(equal(y, 0), 0, g * y * x ** (y - 1)), x),
+    _power_rule_x,
     lambda g, ans, x, y: unbroadcast(g * ans * _log_where_positive(x), y),
 )
 
@@ -227,6 +288,9 @@ defvjp(
     lambda g, ans, c, x, y: unbroadcast(where(c, _zero(g), g), y),
 )
 
+_where_op = where  # for functions whose `where=` setting hides the op
+
+
 def _zero(g: Any) -> np.ndarray:
     # A 0-d zero of g's dtype: np.where is several times faster with it than with `0`.
     return np.zeros((), dtype=_dtype(g))
@@ -240,9 +304,12 @@ defvjp(sum, lambda g, ans, x, axis=None, keepdims=False: _expand_reduced(g, x, a
 mean = primitive(_method_first(np.mean))
 defvjp(
     mean,
-    lambda g, ans, x, axis=None, keepdims=False: _expand_reduced(g, x, axis, keepdims)
-    / _reduced_count(x, axis),
+    lambda g, ans, x, axis=None, keepdims=False: _divide_by_count(
+        _expand_reduced(g, x, axis, keepdims), _reduced_count(x, axis)),
 )
+
+
+_mean_op = mean  # for functions whose `mean=` setting hides the op
 
 
 def _extremum_rule(g, ans, x, axis=None, keepdims=False):
@@ -261,16 +328,34 @@ amin = min
 defvjp(min, _extremum_rule)
 
 
-def var(x, axis=None, keepdims=False, ddof=0):
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
+        correction=None):
     """Variance, as NumPy computes it: mean squared deviation, divided by n - ddof."""
-    deviation = x - mean(x, axis=axis, keepdims=True)
-    n = _reduced_count(x, axis)
-    return sum(deviation * deviation, axis=axis, keepdims=keepdims) / (n - ddof)
+    if not _traced(a, where, mean):
+        return np.var(a, axis, dtype, out, ddof, keepdims, **_given(where=where, mean=mean,
+                                                                   correction=correction))
+    _refuse_settings("var", dtype=dtype, out=out, where=where, mean=mean)
+    ddof = ddof if correction is None else correction
+    deviation = a - _mean_op(a, axis=axis, keepdims=True)
+    n = _reduced_count(a, axis)
+    return _divide_by_count(sum(deviation * deviation, axis=axis, keepdims=keepdims), n - ddof)
 
 
-def std(x, axis=None, keepdims=False, ddof=0):
-    """Standard deviation: the square root of `var`."""
-    return sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
+        correction=None):
+    """Standard deviation: the square root of `var`. Where the variance is 0 (one value, or
+    equal values) the derivative is taken as 0, as HIPS autograd and PyTorch do, not as
+    sqrt's 1 / 0 times var's 0 = NaN."""
+    if not _traced(a, where, mean):
+        return np.std(a, axis, dtype, out, ddof, keepdims, **_given(where=where, mean=mean,
+                                                                   correction=correction))
+    v = var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+    positive = greater(v, 0)
+    return _where_op(positive, sqrt(_where_op(positive, v, 1)), 0)
+
+
+def _given(**settings: Any) -> dict:
+    return {name: value for name, value in settings.items() if value is not None}
 
 
 # ------------------------------------------------------------------- linear algebra
@@ -306,8 +391,11 @@ matmul = primitive(np.matmul)
 defvjp(matmul, _matmul_rule_a, _matmul_rule_b)
 
 
-def dot(a, b):
+def dot(a, b, out=None):
     """`np.dot` for scalars, vectors and matrices (use `matmul` or `einsum` beyond 2-D)."""
+    if not _traced(a, b):
+        return np.dot(a, b, out)
+    _refuse_settings("dot", out=out)
     if _ndim(a) == 0 or _ndim(b) == 0:
         return multiply(a, b)
     if _ndim(a) > 2 or _ndim(b) > 2:
@@ -315,10 +403,21 @@ def dot(a, b):
     return matmul(a, b)
 
 
-transpose = primitive(_method_first(np.transpose))
+def _transpose(a, axes=None):
+    return a.transpose(axes) if type(a) is np.ndarray else np.transpose(a, axes)
+
+
+def _inverse_permutation(axes, ndim: int) -> tuple[int, ...]:
+    # Negative axes count from the end: normalize before inverting.
+    return tuple(int(i) for i in np.argsort([operator.index(a) % ndim for a in axes]))
+
+
+transpose = primitive(_transpose)
+transpose.__name__ = "transpose"
 defvjp(
     transpose,
-    lambda g, ans, x, axes=None: transpose(g, None if axes is None else np.argsort(axes)),
+    lambda g, ans, x, axes=None: transpose(
+        g, None if axes is None else _inverse_permutation(axes, _ndim(x))),
 )
 
 
@@ -351,23 +450,81 @@ def _einsum_rule(argnum, g, ans, subscripts, *operands):
     # Labels summed within this operand alone get the cotangent by broadcasting.
     kept = "".join(c for c in mine if c in available)
     spec = ",".join([output] + [lab for lab, _ in others]) + "->" + kept
-    grad = einsum(spec, g, *[op for _, op in others])
+    grad = _einsum_op(spec, g, *[op for _, op in others])
     x = operands[argnum - 1]
-    shape_kept = tuple(_shape(x)[mine.index(c)] if c in kept else 1 for c in mine)
-    return broadcast_to(reshape(grad, shape_kept), _shape(x))
+    x_shape = _shape(x)
+    # A label of size 1 here that another operand broadcasts to size n: sum it back.
+    broadcast = tuple(i for i, c in enumerate(kept)
+                      if x_shape[mine.index(c)] == 1 and _shape(grad)[i] != 1)
+    if broadcast:
+        grad = sum(grad, axis=broadcast, keepdims=True)
+    shape_kept = tuple(x_shape[mine.index(c)] if c in kept else 1 for c in mine)
+    return broadcast_to(reshape(grad, shape_kept), x_shape)
 
 
-einsum = primitive(_einsum)
-einsum.__name__ = "einsum"
-defvjp_argnum(einsum, _einsum_rule)
+_einsum_op = primitive(_einsum)
+_einsum_op.__name__ = "einsum"
+defvjp_argnum(_einsum_op, _einsum_rule)
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _sublist(labels) -> str:
+    return "".join("..." if label is Ellipsis else _LETTERS[operator.index(label)]
+                   for label in labels)
+
+
+def _interleaved(args: tuple) -> tuple[str, tuple]:
+    """`einsum(a, [0, 1], b, [1, 2], [0, 2])` as `("ab,bc->ac", (a, b))`."""
+    operands, sublists = args[0::2], args[1::2]
+    output = None
+    if len(args) % 2:  # a trailing output sublist
+        operands, output = operands[:-1], args[-1]
+    spec = ",".join(_sublist(s) for s in sublists)
+    return (spec if output is None else spec + "->" + _sublist(output)), operands
+
+
+def einsum(*operands, out=None, optimize=False, **kwargs):
+    """`np.einsum`, in the subscripts form or the interleaved (sublist) form, for one or
+    two operands, each axis labelled at most once per operand (no diagonals, no '...')."""
+    if not _traced(operands):
+        return np.einsum(*operands, out=out, optimize=optimize, **kwargs)
+    _refuse_settings("einsum", out=out, **kwargs)
+    if isinstance(operands[0], str):
+        return _einsum_op(*operands)
+    subscripts, arrays = _interleaved(operands)
+    return _einsum_op(subscripts, *arrays)
 
 # ----------------------------------------------------------------- shapes and indexing
 
-reshape = primitive(_method_first(np.reshape))
-defvjp(reshape, lambda g, ans, x, *shape, **kw: reshape(g, _shape(x)))
+def _reshape(a, /, shape=None, order="C", *, copy=None):
+    if type(a) is np.ndarray:
+        return a.reshape(shape, order=order, copy=copy)
+    return np.reshape(a, shape, order=order, copy=copy)
+
+
+def _index_order(x: Any, order: str) -> str:
+    """The order ('C' or 'F') in which `order` reads the elements of `x`."""
+    order = order.upper() if isinstance(order, str) else order
+    if order in ("C", "F", None):
+        return order or "C"
+    flags = np.asarray(unbox(x)).flags
+    if order == "A" or (order == "K" and (flags.c_contiguous or flags.f_contiguous)):
+        return "F" if flags.f_contiguous and not flags.c_contiguous else "C"
+    raise ValueError(
+        f"autodiff: order={order!r} on a traced array that is neither C- nor F-contiguous "
+        "reads it in memory order, which has no gradient rule here; use order='C' or 'F'"
+    )
+
+
+reshape = primitive(_reshape)
+reshape.__name__ = "reshape"
+# The cotangent is read back in the order in which the forward pass read the elements.
+defvjp(reshape, lambda g, ans, x, shape=None, order="C", copy=None: reshape(
+    g, _shape(x), order=_index_order(x, order)))
 
 ravel = primitive(np.ravel)
-defvjp(ravel, lambda g, ans, x: reshape(g, _shape(x)))
+defvjp(ravel, lambda g, ans, x, order="C": reshape(g, _shape(x), order=_index_order(x, order)))
 
 expand_dims = primitive(np.expand_dims)
 defvjp(expand_dims, lambda g, ans, x, axis: reshape(g, _shape(x)))
@@ -375,23 +532,29 @@ defvjp(expand_dims, lambda g, ans, x, axis: reshape(g, _shape(x)))
 squeeze = primitive(_method_first(np.squeeze))
 defvjp(squeeze, lambda g, ans, x, axis=None: reshape(g, _shape(x)))
 
-def _broadcast_to(x, shape):
+def _broadcast_to(array, shape, subok=False):
     # A writable copy, made faster than np.broadcast_to makes its read-only view.
-    if np.shape(x) == tuple(shape):
-        return x
-    out = np.empty(shape, dtype=_dtype(x))
-    out[...] = x
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if np.shape(array) == shape:
+        return array
+    out = np.empty(shape, dtype=_dtype(array))
+    out[...] = array
     return out
 
 
 broadcast_to = primitive(_broadcast_to)
 broadcast_to.__name__ = "broadcast_to"
-defvjp(broadcast_to, lambda g, ans, x, shape: unbroadcast(g, x))
+defvjp(broadcast_to, lambda g, ans, x, shape, subok=False: unbroadcast(g, x))
 
 moveaxis = primitive(np.moveaxis)
 defvjp(moveaxis, lambda g, ans, x, source, destination: moveaxis(g, destination, source))
 
-swapaxes = primitive(_method_first(np.swapaxes))
+def _swapaxes(a, axis1, axis2):
+    return a.swapaxes(axis1, axis2) if type(a) is np.ndarray else np.swapaxes(a, axis1, axis2)
+
+
+swapaxes = primitive(_swapaxes)
+swapaxes.__name__ = "swapaxes"
 defvjp(swapaxes, lambda g, ans, x, axis1, axis2: swapaxes(g, axis1, axis2))
 
 
@@ -411,9 +574,14 @@ _concatenate_op.__name__ = "concatenate"
 defvjp_argnum(_concatenate_op, _concatenate_rule)
 
 
-def concatenate(arrays, axis=0):
-    """Join a sequence of arrays along an existing axis."""
-    return _concatenate_op(*arrays, axis=axis)
+def concatenate(arrays, /, axis=0, out=None, *, dtype=None, casting="same_kind"):
+    """Join a sequence of arrays along an existing axis (axis=None: flattened first)."""
+    if not _traced(arrays):
+        return np.concatenate(arrays, axis, out, dtype=dtype, casting=casting)
+    _refuse_settings("concatenate", out=out, dtype=dtype)
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    return _concatenate_op(*arrays, axis=operator.index(axis))
 
 
 def _stack(*arrays, axis=0):
@@ -430,15 +598,18 @@ _stack_op.__name__ = "stack"
 defvjp_argnum(_stack_op, _stack_rule)
 
 
-def stack(arrays, axis=0):
+def stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     """Join a sequence of same-shaped arrays along a new axis."""
-    return _stack_op(*arrays, axis=axis)
+    if not _traced(arrays):
+        return np.stack(arrays, axis, out, dtype=dtype, casting=casting)
+    _refuse_settings("stack", out=out, dtype=dtype)
+    return _stack_op(*arrays, axis=operator.index(axis))
 
 
-def _pad(x, pad_width, mode="constant", constant_values=0):
-    if mode != "constant":
-        raise ValueError("anp.pad supports mode='constant' only")
-    return np.pad(x, pad_width, mode="constant", constant_values=constant_values)
+def _pad(array, pad_width, mode="constant", **kwargs):
+    if mode != "constant" or kwargs.keys() - {"constant_values"}:
+        raise ValueError("anp.pad supports mode='constant' (and constant_values=) only")
+    return np.pad(array, pad_width, mode="constant", **kwargs)
 
 
 def _pad_rule(g, ans, x, pad_width, mode="constant", constant_values=0):
@@ -456,11 +627,12 @@ def _getitem(x, index):
 
 
 def _is_basic_index(index) -> bool:
-    # Slices, integers, None and Ellipsis select each element at most once, so the
-    # cotangent can be assigned; integer arrays may repeat and must be accumulated.
+    # Slices, integers, None, Ellipsis and boolean masks select each element at most
+    # once, so the cotangent can be assigned; integer arrays, lists and tuples inside an
+    # index (x[:, (0, 0)]) may repeat positions and must be accumulated.
     parts = index if isinstance(index, tuple) else (index,)
     for part in parts:
-        if isinstance(part, (np.ndarray, list)) and np.asarray(part).dtype != bool:
+        if isinstance(part, (np.ndarray, list, tuple)) and np.asarray(part).dtype != bool:
             return False
     return True
 
@@ -569,6 +741,10 @@ def asarray(obj: Any, dtype: Any = None) -> Any:
 
 
 # ------------------------------------------------------------------ Box operators
+# NumPy's ufuncs refuse a Box (`__array_ufunc__ = None`), so `ndarray + box` falls back to
+# Box.__radd__, and `np.tanh(box)`, `ndarray += box` raise instead of losing the gradient.
+# Augmented operators (`total += term`) are not defined: Python then rebinds the name to
+# `total + term`, which is all they can mean for an immutable traced value.
 
 _BINARY = {
     "add": add, "sub": subtract, "mul": multiply, "truediv": divide, "pow": power,
@@ -584,6 +760,76 @@ def _binary_methods(name: str, op) -> None:
 for _name, _op in _BINARY.items():
     _binary_methods(_name, _op)
 
+
+def _refusal(what: str, advice: str):
+    """A Box method that refuses `what` with a TypeError saying to write `advice` instead."""
+
+    def refuse(self, *args, **kwargs):
+        raise TypeError(f"autodiff: {what} is not supported on a traced value; {advice}")
+
+    refuse.__name__ = f"refuse {what}"
+    return refuse
+
+
+_TO_NUMBER = (
+    "it would become a constant and lose its gradient: keep it an array and use "
+    "autodiff.numpy ops; to read the number (for logging), return it as aux "
+    "(value_and_grad(f, has_aux=True)) and convert it outside"
+)
+_FLOOR = "write anp.floor(x / y), a constant: its derivative is 0"
+_MOD = "write x - y * anp.floor(x / y), whose derivative in x is 1"
+for _name, _what, _advice in [
+    ("floordiv", "floor division (//)", _FLOOR), ("rfloordiv", "floor division (//)", _FLOOR),
+    ("mod", "the remainder (%)", _MOD), ("rmod", "the remainder (%)", _MOD),
+    ("divmod", "divmod", f"{_FLOOR}; for the remainder {_MOD[6:]}"),
+    ("rdivmod", "divmod", f"{_FLOOR}; for the remainder {_MOD[6:]}"),
+    ("float", "float()", _TO_NUMBER), ("int", "int()", _TO_NUMBER),
+    ("complex", "complex()", _TO_NUMBER), ("index", "use as an index", _TO_NUMBER),
+    ("array", "conversion to a NumPy array (np.asarray, or storing it into one, as in "
+     "a[0] = x)", "build arrays with anp.array, anp.stack, anp.concatenate or anp.where"),
+    ("setitem", "item assignment (x[i] = v)", "traced arrays are immutable: build the "
+     "result with anp.where, anp.concatenate or anp.stack"),
+]:
+    setattr(Box, f"__{_name}__", _refusal(_what, _advice))
+Box.item = _refusal("x.item()", _TO_NUMBER)
+Box.tolist = _refusal("x.tolist()", _TO_NUMBER)
+Box.__array_ufunc__ = None
+
+
+def _array_function(self, func, types, args, kwargs):
+    raise TypeError(
+        f"autodiff: np.{func.__name__} was called on a traced value; NumPy cannot "
+        f"differentiate it. Use autodiff.numpy instead (import autodiff.numpy as anp; "
+        f"anp.{func.__name__}(...))"
+    )
+
+
+Box.__array_function__ = _array_function
+
+
+def _len(self) -> int:
+    if _ndim(self.value) == 0:
+        raise TypeError("len() of a 0-d traced array")
+    return len(self.value)
+
+
+def _iter(self):
+    if _ndim(self.value) == 0:
+        raise TypeError("iteration over a 0-d traced array")
+    return (self[i] for i in range(len(self.value)))
+
+
+def _bool(self) -> bool:
+    # Control flow on a traced scalar is fine (reverse mode records what ran); an array
+    # of several values has no single truth value.
+    if np.size(self.value) != 1:
+        raise ValueError(
+            "autodiff: the truth value of a traced array with more than one element is "
+            "ambiguous; write (x > 0).any() or (x > 0).all() (comparisons give plain arrays)"
+        )
+    return bool(self.value)
+
+
 Box.__neg__ = negative
 Box.__pos__ = lambda self: self
 Box.__abs__ = lambda self: abs(self)
@@ -595,30 +841,34 @@ Box.__gt__ = greater
 Box.__ge__ = greater_equal
 Box.__hash__ = object.__hash__
 Box.__getitem__ = getitem
-Box.__len__ = lambda self: len(self.value)
-Box.__bool__ = lambda self: bool(self.value)
+Box.__len__ = _len
+Box.__iter__ = _iter
+Box.__bool__ = _bool
 Box.shape = property(lambda self: _shape(self.value))
 Box.ndim = property(lambda self: _ndim(self.value))
 Box.size = property(lambda self: int(np.prod(_shape(self.value), dtype=np.int64)))
 Box.dtype = property(lambda self: _dtype(self.value))
 Box.T = property(lambda self: transpose(self))
-Box.sum = lambda self, axis=None, keepdims=False: sum(self, axis=axis, keepdims=keepdims)
-Box.mean = lambda self, axis=None, keepdims=False: mean(self, axis=axis, keepdims=keepdims)
-Box.max = lambda self, axis=None, keepdims=False: max(self, axis=axis, keepdims=keepdims)
-Box.min = lambda self, axis=None, keepdims=False: min(self, axis=axis, keepdims=keepdims)
-Box.var = lambda self, axis=None, keepdims=False, ddof=0: var(self, axis, keepdims, ddof)
-Box.std = lambda self, axis=None, keepdims=False, ddof=0: std(self, axis, keepdims, ddof)
-Box.ravel = lambda self: ravel(self)
-Box.flatten = lambda self: ravel(self)
+# The methods take what the ndarray methods take: the function's arguments less the array.
+Box.sum = lambda self, *args, **kwargs: sum(self, *args, **kwargs)
+Box.mean = lambda self, *args, **kwargs: mean(self, *args, **kwargs)
+Box.max = lambda self, *args, **kwargs: max(self, *args, **kwargs)
+Box.min = lambda self, *args, **kwargs: min(self, *args, **kwargs)
+Box.var = lambda self, *args, **kwargs: var(self, *args, **kwargs)
+Box.std = lambda self, *args, **kwargs: std(self, *args, **kwargs)
+Box.ravel = lambda self, order="C": ravel(self, order)
+Box.flatten = lambda self, order="C": ravel(self, order)
 Box.squeeze = lambda self, axis=None: squeeze(self, axis)
-Box.dot = lambda self, other: dot(self, other)
-Box.astype = lambda self, dtype: astype(self, dtype)
-Box.argmax = lambda self, axis=None: argmax(self, axis=axis)
-Box.argmin = lambda self, axis=None: argmin(self, axis=axis)
+Box.swapaxes = lambda self, axis1, axis2: swapaxes(self, axis1, axis2)
+Box.dot = lambda self, b, out=None: dot(self, b, out)
+Box.astype = lambda self, dtype, order="K", casting="unsafe", subok=True, copy=True: astype(
+    self, dtype, copy=copy)
+Box.argmax = lambda self, *args, **kwargs: argmax(self, *args, **kwargs)
+Box.argmin = lambda self, *args, **kwargs: argmin(self, *args, **kwargs)
 
 
-def _reshape_method(self, *shape, **kw):
-    return reshape(self, shape[0] if len(shape) == 1 else shape, **kw)
+def _reshape_method(self, *shape, order="C", copy=None):
+    return reshape(self, shape[0] if len(shape) == 1 else shape, order=order, copy=copy)
 
 
 def _transpose_method(self, *axes):
@@ -629,84 +879,3 @@ def _transpose_method(self, *axes):
 
 Box.reshape = _reshape_method
 Box.transpose = _transpose_method
-
-_UFUNC_OPERATORS = {
-    np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: divide,
-    np.power: power, np.matmul: matmul, np.equal: equal, np.not_equal: not_equal,
-    np.less: less, np.less_equal: less_equal, np.greater: greater,
-    np.greater_equal: greater_equal,
-}
-
-
-def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
-    # `ndarray * box` reaches here through np.multiply: route the operators to their
-    # traced versions; anything else would silently drop the gradient, so refuse it.
-    if "out" in kwargs:
-        raise TypeError(
-            "autodiff: in-place operation on an array with a traced value "
-            f"(np.{ufunc.__name__} with out=); traced arrays are immutable: write "
-            "`x = x + y` instead of `x += y`"
-        )
-    op = _UFUNC_OPERATORS.get(ufunc)
-    if method == "__call__" and op is not None and not kwargs:
-        return op(*inputs)
-    raise TypeError(
-        f"autodiff: np.{ufunc.__name__} was called on a traced value; NumPy cannot "
-        f"differentiate it. Use autodiff.numpy instead (import autodiff.numpy as anp; "
-        f"anp.{ufunc.__name__}(...))"
-    )
-
-
-def _array_function(self, func, types, args, kwargs):
-    raise TypeError(
-        f"autodiff: np.{func.__name__} was called on a traced value; NumPy cannot "
-        f"differentiate it. Use autodiff.numpy instead (import autodiff.numpy as anp; "
-        f"anp.{func.__name__}(...))"
-    )
-
-
-def _array(self, dtype=None, copy=None):
-    raise TypeError(
-        "autodiff: a traced value cannot be converted to a NumPy array inside a function "
-        "being differentiated; use autodiff.numpy ops on it (import autodiff.numpy as anp)"
-    )
-
-
-def _setitem(self, index, value):
-    raise TypeError(
-        "autodiff: traced arrays are immutable, so item assignment is not supported; "
-        "build the result with anp.where, anp.concatenate or anp.stack instead"
-    )
-
-
-def _in_place(name: str):
-    def refuse(self, other):
-        raise TypeError(
-            f"autodiff: in-place operator {name} on a traced array; traced arrays are "
-            f"immutable: write `x = x {name[:-1]} y` instead of `x {name} y`"
-        )
-
-    return refuse
-
-
-for _name, _symbol in [("iadd", "+="), ("isub", "-="), ("imul", "*="), ("itruediv", "/="),
-                       ("ipow", "**="), ("imatmul", "@=")]:
-    setattr(Box, f"__{_name}__", _in_place(_symbol))
-
-Box.__array_ufunc__ = _array_ufunc
-Box.__array_function__ = _array_function
-Box.__array__ = _array
-Box.__setitem__ = _setitem
-
-
-def _to_python_number(self):
-    raise TypeError(
-        "autodiff: a traced value cannot become a Python number or be stored into a NumPy "
-        "array inside a function being differentiated (the gradient would be lost); keep "
-        "it as an array and use autodiff.numpy ops"
-    )
-
-
-Box.__float__ = _to_python_number
-Box.__int__ = _to_python_number
-Box.__complex__ = _to_python_number
