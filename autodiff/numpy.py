@@ -409,7 +409,7 @@ def _transpose(a, axes=None):
 
 def _inverse_permutation(axes, ndim: int) -> tuple[int, ...]:
     # Negative axes count from the end: normalize before inverting.
-    return tuple(int(i) for i in np.argsort([operator.index(a) % ndim for a in axes]))
+    return tuple(int(i) for i in np.argsort([operator.index(a) % ndim for a in np.ravel(axes)]))
 
 
 transpose = primitive(_transpose)
@@ -458,7 +458,8 @@ def _einsum_rule(argnum, g, ans, subscripts, *operands):
                       if x_shape[mine.index(c)] == 1 and _shape(grad)[i] != 1)
     if broadcast:
         grad = sum(grad, axis=broadcast, keepdims=True)
-    shape_kept = tuple(x_shape[mine.index(c)] if c in kept else 1 for c in mine)
+    # A label of size 1 in every other operand but n here: the cotangent broadcasts.
+    shape_kept = tuple(_shape(grad)[kept.index(c)] if c in kept else 1 for c in mine)
     return broadcast_to(reshape(grad, shape_kept), x_shape)
 
 
