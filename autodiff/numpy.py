@@ -232,11 +232,13 @@ defvjp(
 )
 
 
-def _log_where_positive(x):
+def _log_where_positive(x, dtype):
     # d(x^y)/dy = x^y log x; where x <= 0 the real power is only defined for integer y,
     # and its derivative in y does not exist, so those entries contribute 0 instead of NaN.
+    # A constant base (2.0 in 2.0 ** x) is a float64: its log is cast to the result's dtype.
     positive = greater(x, 0)
-    return where(positive, log(where(positive, x, 1)), 0)
+    logs = where(positive, log(where(positive, x, 1)), 0)
+    return logs if _dtype(logs) == dtype else astype(logs, dtype)
 
 
 def _power_rule_x(g, ans, x, y):
@@ -252,7 +254,7 @@ power = primitive(np.power)
 defvjp(
     power,
     _power_rule_x,
-    lambda g, ans, x, y: unbroadcast(g * ans * _log_where_positive(x), y),
+    lambda g, ans, x, y: unbroadcast(g * ans * _log_where_positive(x, _dtype(ans)), y),
 )
 
 
@@ -723,22 +725,31 @@ def _contains_box(x: Any) -> bool:
     return isinstance(x, (list, tuple)) and builtins.any(_contains_box(item) for item in x)
 
 
-def array(obj: Any, dtype: Any = None) -> Any:
+def array(object, dtype=None, *, copy=True, order="K", subok=False, ndmin=0, ndmax=0,
+          like=None):
     """`np.array`, except that a (nested) list holding traced values is stacked, traced."""
-    if _contains_box(obj):
-        result = obj if type(obj) is Box else stack([array(item) for item in obj])
-        return result if dtype is None else astype(result, dtype)
-    return np.array(obj, dtype=dtype)
+    if not _contains_box(object):
+        # Only the settings given are passed on, so that older NumPys without ndmax work.
+        settings = {"copy": copy, "order": order, "subok": subok, "ndmin": ndmin,
+                    "ndmax": ndmax, "like": like}
+        defaults = {"copy": True, "order": "K", "subok": False, "ndmin": 0, "ndmax": 0,
+                    "like": None}
+        return np.array(object, dtype, **{k: v for k, v in settings.items()
+                                          if v is not defaults[k] and v != defaults[k]})
+    if order not in ("K", "A", "C") or ndmin or ndmax or like is not None:
+        raise TypeError("autodiff: anp.array of traced values takes dtype= and copy= only")
+    result = object if type(object) is Box else stack([array(item) for item in object])
+    return result if dtype is None else astype(result, dtype)
 
 
-def asarray(obj: Any, dtype: Any = None) -> Any:
+def asarray(a, dtype=None, order=None, *, device=None, copy=None, like=None):
     """`np.asarray`; a traced array is returned as it is (cast if `dtype` differs)."""
-    if _contains_box(obj):
-        result = array(obj)
-        if dtype is not None and np.dtype(dtype) != _dtype(result):
-            result = astype(result, dtype)
-        return result
-    return np.asarray(obj, dtype=dtype)
+    if not _contains_box(a):
+        return np.asarray(a, dtype, order, **_given(device=device, copy=copy, like=like))
+    result = array(a)
+    if dtype is not None and np.dtype(dtype) != _dtype(result):
+        result = astype(result, dtype)
+    return result
 
 
 # ------------------------------------------------------------------ Box operators

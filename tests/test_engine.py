@@ -353,25 +353,61 @@ def test_check_grads_catches_a_wrong_rule():
 # --------------------------------------------------------------- dtypes, stability
 
 
-def test_float32_stays_float32_in_both_passes():
+def _spy_on_every_rule(monkeypatch) -> list:
+    """Wrap every rule of every autodiff.numpy op so that it records (op, dtype of the
+    incoming cotangent, dtype of the cotangent it returns)."""
     seen = []
 
-    @primitive
-    def spy(x):
-        return x
+    def spy(name, rule):
+        def spying(g, ans, *args, **params):
+            result = rule(g, ans, *args, **params)
+            seen.append((name, anp.unbox(g).dtype, np.result_type(anp.unbox(result))))
+            return result
+        return spying
 
-    defvjp(spy, lambda g, ans, x: seen.append(g.dtype) or g)
+    def spy_argnum(name, rule):
+        def spying(argnum, g, ans, *args, **params):
+            result = rule(argnum, g, ans, *args, **params)
+            seen.append((name, anp.unbox(g).dtype, np.result_type(anp.unbox(result))))
+            return result
+        return spying
+
+    ops = {id(op): op for op in vars(anp).values() if getattr(op, "vjp_rules", None)}
+    for op in ops.values():
+        rules = op.vjp_rules
+        if type(rules) is tuple:
+            wrapped = tuple(None if r is None else spy(op.__name__, r) for r in rules)
+        else:
+            wrapped = spy_argnum(op.__name__, rules)
+        monkeypatch.setattr(op, "vjp_rules", wrapped)
+    return seen
+
+
+def test_float32_stays_float32_in_both_passes(monkeypatch):
+    seen = _spy_on_every_rule(monkeypatch)
     w = rng.standard_normal((5, 3)).astype(np.float32)
     x = rng.standard_normal((4, 5)).astype(np.float32)
 
     def loss(w):
-        logits = spy(x @ w)
+        logits = x @ w
         h = anp.maximum(logits, 0.0) * 0.5 + anp.tanh(logits) / 3 + logits ** 2
-        return anp.mean(anp.logsumexp(h, axis=1) - h[:, 0]) + anp.var(h) + anp.std(h)
+        h = h + 2.0 ** logits + 1.5 * h - anp.clip(h, -1.0, 1.0)
+        h = h + anp.where(h > 0, anp.sqrt(anp.abs(h) + 1), anp.exp(h)) / (1 + h * h)
+        h = anp.concatenate([h, anp.einsum("ij,j->ij", h, np.ones(3, np.float32))], axis=1)
+        h = anp.reshape(anp.transpose(h), (-1, 4)).T[:, ::2] + anp.log1p(h[:, :3] ** 2)
+        return (anp.mean(anp.logsumexp(h, axis=1) - h[:, 0]) + anp.var(h) + anp.std(h)
+                + anp.sum(anp.max(h, axis=0)) + anp.mean(anp.power(anp.abs(h) + 1, 1.5)))
 
     value, g = value_and_grad(loss)(w)
     assert value.dtype == np.float32 and g.dtype == np.float32
-    assert seen == [np.float32]
+    assert len({name for name, _, _ in seen}) > 15  # many ops ran their rules
+    wrong = [(name, g, out) for name, g, out in seen if g != np.float32 or out != np.float32]
+    assert wrong == [], "cotangents left float32"
+    # Second order, through rules that themselves run on the tape.
+    seen.clear()
+    hessian(lambda w: loss(w.reshape(5, 3)))(w.ravel())
+    wrong = [(name, g, out) for name, g, out in seen if g != np.float32 or out != np.float32]
+    assert seen and wrong == [], "cotangents left float32 in the second order"
 
 
 def test_logsumexp_is_stable_for_huge_inputs():

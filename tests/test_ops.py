@@ -4,6 +4,7 @@ One table, OPS, lists each op with the domain its inputs are drawn from. A cover
 fails when autodiff.numpy gains an op without a row here.
 """
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,13 +66,50 @@ REDUCTIONS = [
        reference=lambda x, axis=None, keepdims=False: np.log(
            np.sum(np.exp(x), axis=axis, keepdims=keepdims))),
 ]
-SPECIAL = [
-    "matmul", "dot", "transpose", "einsum", "reshape", "ravel", "expand_dims", "squeeze",
-    "broadcast_to", "concatenate", "stack", "moveaxis", "swapaxes", "pad", "getitem",
-    "scatter_add", "amax", "amin", "absolute", "unbroadcast",
-]
-ALIASES = {"amax": "max", "amin": "min", "absolute": "abs"}
+ALIASES = {"amax": "max", "amin": "min", "absolute": "abs", "true_divide": "divide"}
 BY_NAME = {op.name: op for op in ELEMENTWISE + BINARY + REDUCTIONS}
+
+
+def _random(*shapes, seed=11):
+    rng = np.random.default_rng(seed)
+    return tuple(rng.standard_normal(s) for s in shapes)
+
+
+# Ops with their own calling conventions: each row is (call, reference, arguments). The
+# call takes the module (anp or np) first; the reference is NumPy's answer when np
+# itself is not (None: call(np, ...)). Every case is checked to second order.
+SPECIAL = {
+    "matmul": [(lambda m, a, b: m.matmul(a, b), None, _random((2, 3), (3, 4)))],
+    "dot": [(lambda m, a, b: m.dot(a, b), None, _random((2, 3), (3,)))],
+    "transpose": [(lambda m, x: m.transpose(x, (1, -1, 0)), None, _random((2, 3, 4)))],
+    "einsum": [(lambda m, a, b: m.einsum("ij,jk->ki", a, b), None, _random((2, 3), (3, 4)))],
+    "reshape": [(lambda m, x: m.reshape(x, (3, -1)), None, _random((2, 3)))],
+    "ravel": [(lambda m, x: m.ravel(x), None, _random((2, 3)))],
+    "expand_dims": [(lambda m, x: m.expand_dims(x, (0, -1)), None, _random((2, 3)))],
+    "squeeze": [(lambda m, x: m.squeeze(x, 1), None, _random((2, 1, 3)))],
+    "broadcast_to": [(lambda m, x: m.broadcast_to(x, (4, 2, 3)), None, _random((2, 1)))],
+    "concatenate": [(lambda m, a, b: m.concatenate((a, b), axis=1), None,
+                     _random((2, 1), (2, 3)))],
+    "stack": [(lambda m, a, b: m.stack([a, b], axis=-1), None, _random((2, 3), (2, 3)))],
+    "moveaxis": [(lambda m, x: m.moveaxis(x, 0, -1), None, _random((2, 3, 4)))],
+    "swapaxes": [(lambda m, x: m.swapaxes(x, 0, 2), None, _random((2, 3, 4)))],
+    "pad": [(lambda m, x: m.pad(x, ((1, 0), (2, 1))), None, _random((2, 3)))],
+    "getitem": [(lambda m, x: anp.getitem(x, (slice(None), [0, 0, 2])),
+                 lambda x: x[:, [0, 0, 2]], _random((2, 3)))],
+    "scatter_add": [(lambda m, g: anp.scatter_add(g, (slice(None), [0, 0, 2]), (2, 3)),
+                     lambda g: _np_scatter_add(g, (slice(None), [0, 0, 2]), (2, 3)),
+                     _random((2, 3)))],
+    "unbroadcast": [(lambda m, g: anp.unbroadcast(g, np.ones((3, 1))),
+                     lambda g: g.sum(axis=0).sum(axis=-1, keepdims=True), _random((2, 3, 4)))],
+    "array": [(lambda m, a: m.array([a[0] * 2, a[1], 3.0]), None, _random((2,)))],
+    "asarray": [(lambda m, a: m.asarray(a, np.float64) * 2, None, _random((2,)))],
+}
+
+
+def _np_scatter_add(g, index, shape):
+    out = np.zeros(shape)
+    np.add.at(out, index, g)
+    return out
 
 
 def _call(op, module, *args, **kw):
@@ -86,14 +124,32 @@ def _reference(op, *args, **kw):
     return getattr(np, op.name)(*args, **kw)
 
 
-def test_every_differentiable_op_has_a_row():
-    differentiable = {
-        name for name, value in vars(anp).items()
-        if callable(value) and hasattr(value, "rules_of") and not name.startswith("_")
+def _differentiable_ops() -> dict:
+    """Every public op of autodiff.numpy with a gradient: primitives with rules, and the
+    functions written in the module (composites such as var, wrappers such as clip)."""
+    return {
+        name: value for name, value in vars(anp).items()
+        if not name.startswith("_") and callable(value) and not isinstance(value, type)
+        and (getattr(value, "vjp_rules", None) is not None
+             or getattr(value, "__module__", "") == "autodiff.numpy")
     }
-    composites = {"var", "std", "dot", "concatenate", "stack"}
-    covered = set(BY_NAME) | set(SPECIAL) | composites
-    assert differentiable - covered == set(), "add a row to the op table for these ops"
+
+
+def test_every_differentiable_op_has_a_test_of_its_own():
+    ops = _differentiable_ops()
+    for alias, name in ALIASES.items():
+        assert ops.pop(alias) is getattr(anp, name), f"{alias} is not the same op as {name}"
+    untested = set(ops) - set(BY_NAME) - set(SPECIAL)
+    assert untested == set(), "add a row to the op table (or SPECIAL) for these ops"
+    assert all(SPECIAL[name] for name in SPECIAL)
+
+
+@pytest.mark.parametrize("name", SPECIAL)
+def test_special_ops(name):
+    for call, reference, args in SPECIAL[name]:
+        expected = call(np, *args) if reference is None else reference(*args)
+        np.testing.assert_allclose(call(anp, *args), expected, rtol=1e-12)
+        check_grads(lambda *a, call=call: call(anp, *a), args, order=2)
 
 
 # ------------------------------------------------------------------ elementwise
@@ -337,3 +393,92 @@ def test_nondifferentiable_ops_pass_plain_values():
         np.testing.assert_array_equal(result, getattr(np, name)(box.value))
     for name in ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal"):
         assert not isinstance(getattr(anp, name)(box, 0.0), Box)
+
+
+# ------------------------------------------------ NumPy's calling conventions
+
+
+def _numpy_namesakes() -> list:
+    """(name, anp function, NumPy function) for every public anp callable whose NumPy
+    namesake exposes a signature."""
+    pairs = []
+    for name, value in sorted(vars(anp).items()):
+        if name.startswith("_") or not callable(value) or isinstance(value, type):
+            continue
+        try:
+            inspect.signature(getattr(np, name))
+        except (AttributeError, TypeError, ValueError):
+            continue
+        pairs.append((name, value, getattr(np, name)))
+    return pairs
+
+
+def test_namesakes_are_found():
+    names = {name for name, _, _ in _numpy_namesakes()}
+    assert {"sum", "transpose", "reshape", "swapaxes", "einsum", "clip", "var", "exp",
+            "concatenate", "array"} <= names
+
+
+@pytest.mark.parametrize("name,ours,theirs", _numpy_namesakes(), ids=lambda v: str(v)[:20])
+def test_signature_matches_numpy(name, ours, theirs):
+    """The same parameter names and kinds (positional-only, keyword-only...) as NumPy."""
+    def shape(function):
+        return [(p.name, p.kind) for p in inspect.signature(function).parameters.values()]
+
+    assert shape(ours) == shape(theirs)
+
+
+# name, positional example arguments (the first is the traced array), settings
+KEYWORD_CASES = [
+    ("transpose", ((2, 3, 4),), {"axes": (1, -1, 0)}),
+    ("swapaxes", ((2, 3),), {"axis1": 0, "axis2": -1}),
+    ("reshape", ((2, 3),), {"shape": (3, 2), "order": "F"}),
+    ("ravel", ((2, 3),), {"order": "F"}),
+    ("moveaxis", ((2, 3, 4),), {"source": 0, "destination": -1}),
+    ("expand_dims", ((2, 3),), {"axis": 1}),
+    ("squeeze", ((2, 1, 3),), {"axis": 1}),
+    ("broadcast_to", ((3, 1),), {"shape": (2, 3, 4)}),
+    ("sum", ((2, 3),), {"axis": 1, "keepdims": True}),
+    ("mean", ((2, 3),), {"axis": -1}),
+    ("max", ((2, 3),), {"axis": 0, "keepdims": True}),
+    ("min", ((2, 3),), {"axis": (0, 1)}),
+    ("var", ((2, 3),), {"axis": 1, "ddof": 1}),
+    ("std", ((2, 3),), {"axis": 0, "keepdims": True}),
+    ("pad", ((2, 3),), {"pad_width": 1, "constant_values": 0.5}),
+    ("clip", ((2, 3),), {"a_min": -0.5, "a_max": 0.5}),
+    ("clip", ((2, 3),), {"min": -0.5}),
+    ("power", ((2, 3), (3,)), {}),
+    ("where", ((2, 3), (2, 3)), {}),
+]
+
+
+@pytest.mark.parametrize("name,shapes,settings", KEYWORD_CASES, ids=lambda v: str(v))
+def test_positional_and_keyword_forms_as_numpy_takes_them(name, shapes, settings):
+    """Each op called with its settings by keyword and, where NumPy allows it, by
+    position, on plain and traced arrays: NumPy's values, right gradients."""
+    args = list(_random(*shapes, seed=12))
+    if name == "power":
+        args[0] = np.abs(args[0]) + 0.5
+    if name == "where":
+        args = [args[0] > 0, *args]
+    if name in ("max", "min", "clip"):
+        args[0] = args[0] + 0.1 * np.sign(args[0] + 0.5 - 1e-9)  # away from ties and bounds
+    parameters = inspect.signature(getattr(np, name)).parameters
+    positional = [p.name for p in parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    forms = [(args, settings)]
+    given = positional[len(args):]
+    if set(settings) <= set(positional) and all(
+            n in settings for n in given[:len(settings)]):
+        forms.append((args + [settings[n] for n in given[:len(settings)]], {}))
+    traced = 1 if name == "where" else 0
+    for form_args, form_settings in forms:
+        expected = getattr(np, name)(*form_args, **form_settings)
+
+        def f(x, form_args=form_args, form_settings=form_settings):
+            full = list(form_args)
+            full[traced] = x
+            return getattr(anp, name)(*full, **form_settings)
+
+        np.testing.assert_allclose(f(form_args[traced]), expected)
+        check_grads(f, (form_args[traced],), order=2)
