@@ -91,11 +91,9 @@ def primitive(raw_fn: Callable) -> Callable:
                 f"autodiff: {op.__name__} has no gradient rules; give it some with defvjp, "
                 "or call it on constants only"
             )
-        if params or (type(rules) is tuple and len(args) > len(rules)):
-            args, params = settings_by_keyword(op, rules, args, params)
         values = list(args)
         parents = []
-        nested = False
+        nested = constants = False
         for argnum, arg in enumerate(args):
             if type(arg) is Box:
                 if arg.trace is trace:
@@ -105,16 +103,28 @@ def primitive(raw_fn: Callable) -> Callable:
                         nested = True
                 else:
                     nested = True
+            else:
+                constants = True
+        # Settings given positionally are constants after the data: only then, or with
+        # keyword settings, do they need sorting out (this is the hot path).
+        if params or (constants and type(rules) is tuple and len(args) > len(rules)):
+            values, params = settings_by_keyword(op, rules, values, params, parents)
         if nested:
             ans = op(*values, **params)
         else:
             ans = raw_fn(*values, **params)
+            # Traced values are real (inputs are checked), so a complex result can only
+            # come from a complex constant among the arguments.
             try:
-                if ans.dtype.kind == "c":
-                    raise _complex_error(op.__name__)
+                complex_result = constants and ans.dtype.kind == "c"
             except AttributeError:  # a Python number
-                if isinstance(ans, complex):
-                    raise _complex_error(op.__name__) from None
+                complex_result = isinstance(ans, complex)
+            if complex_result:
+                raise TypeError(
+                    f"autodiff: {op.__name__} produced a complex value from a traced one; "
+                    "complex numbers are not supported: differentiate the real and "
+                    "imaginary parts as separate float arrays"
+                )
         tape = trace.tape
         tape.append((op, rules, parents, ans, values, params))
         return Box(ans, trace, len(tape) - 1)
@@ -122,13 +132,6 @@ def primitive(raw_fn: Callable) -> Callable:
     op.raw = raw_fn
     op.vjp_rules = None
     return op
-
-
-def _complex_error(name: str) -> TypeError:
-    return TypeError(
-        f"autodiff: {name} produced a complex value from a traced one; complex numbers are "
-        "not supported: differentiate real and imaginary parts as separate real arrays"
-    )
 
 
 def defvjp(op: Callable, *rules: Callable | None) -> None:

@@ -78,7 +78,9 @@ def unbroadcast(g: Any, x: Any) -> Any:
 def _expand_reduced(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     """Broadcast the cotangent of a reduction over `axis` back to the shape of `x`."""
     shape = _shape(x)
-    if not keepdims:
+    if not keepdims and axis is None:  # the common case, first
+        g = reshape(g, (1,) * len(shape))
+    elif not keepdims:
         axes = _axes(axis, len(shape))
         g = reshape(g, tuple(1 if i in axes else n for i, n in enumerate(shape)))
     return broadcast_to(g, shape)
@@ -502,6 +504,8 @@ def einsum(*operands, out=None, optimize=False, **kwargs):
 
 def _reshape(a, /, shape=None, order="C", *, copy=None):
     if type(a) is np.ndarray:
+        if order == "C" and copy is None:
+            return a.reshape(shape)  # positional: the common call, made cheaply
         return a.reshape(shape, order=order, copy=copy)
     return np.reshape(a, shape, order=order, copy=copy)
 

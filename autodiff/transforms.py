@@ -21,7 +21,7 @@ from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 
 def _leaf_dtype(leaf: Any) -> np.dtype:
-    return dtype_of(anp.unbox(leaf))
+    return dtype_of(leaf)  # a Box has the dtype of its value
 
 
 def _zeros_like(leaf: Any) -> np.ndarray:
@@ -32,6 +32,9 @@ def _match_leaf(cotangent: Any, leaf: Any) -> Any:
     """The cotangent of `leaf` in its shape and dtype (zeros where it is None)."""
     if cotangent is None:
         return _zeros_like(leaf)
+    if type(cotangent) is np.ndarray and type(leaf) is np.ndarray and (
+            cotangent.dtype is leaf.dtype):  # the common case, first
+        return cotangent
     dtype = _leaf_dtype(leaf)
     found = _leaf_dtype(cotangent)
     if found is not dtype and found != dtype:
@@ -70,30 +73,39 @@ def _box_args(trace: Trace, args: Sequence[Any], argnums: tuple[int, ...], name:
     boxed = []
     for i in argnums:
         leaves, treedef = tree_flatten(args[i])
-        leaves = [_differentiable(leaf, name, i) for leaf in leaves]
+        leaves = [leaf if type(leaf) is np.ndarray and leaf.dtype.kind == "f"  # common case
+                  else _differentiable(leaf, name, i) for leaf in leaves]
         boxes = [trace.new_input(leaf) for leaf in leaves]
         boxed.append((leaves, treedef, boxes))
         args[i] = tree_unflatten(treedef, boxes)
     return args, boxed
 
 
-def _root(array: np.ndarray) -> np.ndarray:
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
-def _unaliased(cotangent: Any, callers: set) -> Any:
-    # A rule may hand back the very array it was given (an identity, a reshape view): a
-    # gradient must never share memory with an array the caller passed in.
-    if type(cotangent) is np.ndarray and id(_root(cotangent)) in callers:
-        return cotangent.copy()
+def _result_leaf(cotangent: Any, leaf: Any, callers: set) -> Any:
+    """The gradient of `leaf` as returned to the caller: in its shape and dtype, and never
+    sharing memory with an array the caller passed in (a rule may hand back the very
+    array it was given: an identity, a reshape view)."""
+    cotangent = _match_leaf(cotangent, leaf)
+    if type(cotangent) is np.ndarray:
+        root = cotangent
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        if id(root) in callers:
+            return cotangent.copy()
     return cotangent
 
 
-def _caller_arrays(*trees: Any) -> set:
-    return {id(_root(leaf)) for tree in trees for leaf in tree_flatten(tree)[0]
-            if type(leaf) is np.ndarray}
+def _caller_arrays(trees: Sequence[Any]) -> set:
+    """The ids of the memory blocks (the arrays that own them) of every array in `trees`:
+    the arguments, the cotangents given to vjp."""
+    ids = set()
+    for tree in trees:
+        for leaf in (tree,) if type(tree) is np.ndarray else tree_flatten(tree)[0]:
+            if type(leaf) is np.ndarray:
+                while isinstance(leaf.base, np.ndarray):
+                    leaf = leaf.base
+                ids.add(id(leaf))
+    return ids
 
 
 def _cotangents(trace: Trace, boxed, seeds, callers: set) -> list:
@@ -105,7 +117,7 @@ def _cotangents(trace: Trace, boxed, seeds, callers: set) -> list:
         part = flat[position:position + len(leaves)]
         position += len(leaves)
         grads.append(tree_unflatten(treedef, [
-            _unaliased(_match_leaf(c, x), callers) for c, x in zip(part, leaves)]))
+            _result_leaf(c, x, callers) for c, x in zip(part, leaves)]))
     return grads
 
 
@@ -170,7 +182,7 @@ def vjp(fun: Callable, *args: Any) -> tuple[Any, Callable]:
             for k, (leaf, ct) in enumerate(zip(out_leaves, ct_leaves))
             if type(leaf) is Box and leaf.trace is trace
         ]
-        return tuple(_cotangents(trace, boxed, seeds, callers | _caller_arrays(cotangent)))
+        return tuple(_cotangents(trace, boxed, seeds, callers | _caller_arrays((cotangent,))))
 
     return out_value, vjp_fn
 
@@ -221,9 +233,13 @@ def value_and_grad(
     """
     nums, single = _check_argnums(argnums, "grad")
 
+    resolved: dict = {}  # argument count -> (argnums as given, without repeats)
+
     def value_and_grad_fun(*args: Any, **kwargs: Any):
-        wanted = _resolve_argnums(nums, len(args), "grad")
-        unique = tuple(dict.fromkeys(wanted))
+        if len(args) not in resolved:
+            wanted = _resolve_argnums(nums, len(args), "grad")
+            resolved[len(args)] = wanted, tuple(dict.fromkeys(wanted))
+        wanted, unique = resolved[len(args)]
         trace = Trace()
         boxed_args, boxed = _box_args(trace, args, unique, "grad")
         out = fun(*boxed_args, **kwargs)
@@ -232,7 +248,8 @@ def value_and_grad(
                 raise TypeError("with has_aux=True the function must return a pair (value, aux)")
             out, aux = out
         seeds = _scalar_seed(out, trace, "grad")
-        grads = _per_argnum(_cotangents(trace, boxed, seeds, _caller_arrays(args)), unique, wanted)
+        grads = _cotangents(trace, boxed, seeds, _caller_arrays(args))
+        grads = tuple(grads) if unique == wanted else _per_argnum(grads, unique, wanted)
         grads = grads[0] if single else grads
         value = value_at(out, trace)
         if has_aux:
