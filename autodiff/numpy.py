@@ -16,11 +16,13 @@ indexing, stable composites, constants (not differentiable), and the Box operato
 from __future__ import annotations
 
 import builtins
+import operator
 from typing import Any
 
 import numpy as np
 
 from autodiff.core import Box, defvjp, defvjp_argnum, nondifferentiable, primitive, unbox
+from autodiff.tree import tree_map
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -90,6 +92,24 @@ def _method_first(function):
     return raw
 
 
+def _unsupported(op_name: str, **options: Any) -> None:
+    """Refuse NumPy options an op does not support (those given as something other than None)."""
+    for key, value in options.items():
+        if value is not None:
+            advice = " (traced arrays are immutable: use the returned array)" if key == "out" else ""
+            raise TypeError(f"anp.{op_name} does not support the {key}= option{advice}")
+
+
+def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    """`axis` (None, an int or a sequence of ints, NumPy integers included) as a tuple of
+    non-negative axes. The forward pass has already checked that they are in range."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        return tuple(operator.index(a) % builtins.max(ndim, 1) for a in axis)
+    return (operator.index(axis) % builtins.max(ndim, 1),)
+
+
 # ------------------------------------------------------------------------- elementwise
 
 negative = primitive(np.negative)
@@ -144,6 +164,55 @@ defvjp(astype, lambda g, ans, x, dtype: astype(g, _dtype(x)))
 
 def _dtype(x: Any) -> np.dtype:
     return x.dtype if hasattr(x, "dtype") else np.result_type(x)
+
+
+def _ufunc(ufunc: np.ufunc, arity: int):
+    """`ufunc` restricted to what can be differentiated: no out=, where= or dtype=."""
+
+    def check(name, out, where, dtype):
+        _unsupported(name, out=out, where=None if where is True else where, dtype=dtype)
+
+    if arity == 1:
+        def raw(x, /, out=None, *, where=True, dtype=None):
+            check(ufunc.__name__, out, where, dtype)
+            return ufunc(x)
+    else:
+        def raw(x1, x2, /, out=None, *, where=True, dtype=None):
+            check(ufunc.__name__, out, where, dtype)
+            return ufunc(x1, x2)
+    raw.__name__ = raw.__qualname__ = ufunc.__name__
+    raw.__doc__ = f"np.{ufunc.__name__}, differentiable."
+    return raw
+
+
+_LOG_2, _LOG_10 = float(np.log(2)), float(np.log(10))  # Python floats keep float32 float32
+
+log2 = primitive(_ufunc(np.log2, 1))
+defvjp(log2, lambda g, ans, x, *options, **kw: g / (x * _LOG_2))
+
+log10 = primitive(_ufunc(np.log10, 1))
+defvjp(log10, lambda g, ans, x, *options, **kw: g / (x * _LOG_10))
+
+sinh = primitive(_ufunc(np.sinh, 1))
+defvjp(sinh, lambda g, ans, x, *options, **kw: g * cosh(x))
+
+cosh = primitive(_ufunc(np.cosh, 1))
+defvjp(cosh, lambda g, ans, x, *options, **kw: g * sinh(x))
+
+tan = primitive(_ufunc(np.tan, 1))
+defvjp(tan, lambda g, ans, x, *options, **kw: g * (1 + ans * ans))
+
+arctan = primitive(_ufunc(np.arctan, 1))
+defvjp(arctan, lambda g, ans, x, *options, **kw: g / (1 + x * x))
+
+
+def _copy(a, order="K", subok=False):
+    return np.copy(a, order=order, subok=subok)
+
+
+copy = primitive(_copy)
+copy.__name__ = "copy"
+defvjp(copy, lambda g, ans, a, *options, **kw: g)
 
 
 # ------------------------------------------------------------ binary (broadcasting)
@@ -231,6 +300,22 @@ def _zero(g: Any) -> np.ndarray:
     # A 0-d zero of g's dtype: np.where is several times faster with it than with `0`.
     return np.zeros((), dtype=_dtype(g))
 
+arctan2 = primitive(_ufunc(np.arctan2, 2))
+# d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)
+defvjp(
+    arctan2,
+    lambda g, ans, y, x, *options, **kw: unbroadcast(g * x / (x * x + y * y), y),
+    lambda g, ans, y, x, *options, **kw: unbroadcast(-g * y / (x * x + y * y), x),
+)
+
+logaddexp = primitive(_ufunc(np.logaddexp, 2))
+# d log(e^x + e^y) / dx = e^(x - ans): at most 1, never overflows.
+defvjp(
+    logaddexp,
+    lambda g, ans, x, y, *options, **kw: unbroadcast(g * exp(x - ans), x),
+    lambda g, ans, x, y, *options, **kw: unbroadcast(g * exp(y - ans), y),
+)
+
 
 # ---------------------------------------------------------------------- reductions
 
@@ -271,6 +356,121 @@ def var(x, axis=None, keepdims=False, ddof=0):
 def std(x, axis=None, keepdims=False, ddof=0):
     """Standard deviation: the square root of `var`."""
     return sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+
+
+def _prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    _unsupported("prod", dtype=dtype, out=out, initial=initial, where=where)
+    return np.prod(a, axis=axis, keepdims=keepdims)
+
+
+def _product_of_others(x: Any, axes: tuple[int, ...]) -> Any:
+    """For each element of `x`, the product of the other elements of its slice over `axes`.
+
+    Built from exclusive cumulative products from both ends, without division, so it is
+    exact where some elements are 0 (the gradient of a product is then not ans / x)."""
+    shape, nd = _shape(x), _ndim(x)
+    rest = [i for i in range(nd) if i not in axes]
+    order = rest + list(axes)
+    moved = x if order == list(range(nd)) else transpose(x, tuple(order))
+    n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+    if n == 0:
+        return np.zeros(shape, dtype=_dtype(x))
+    flat = reshape(moved, tuple(shape[i] for i in rest) + (n,))
+    # a leading 1 is the product of nothing
+    before = cumprod(_shifted(flat, "front", 1), axis=-1)
+    after = flip(cumprod(_shifted(flip(flat, -1), "front", 1), axis=-1), -1)
+    others = reshape(before * after, _shape(moved))
+    return others if order == list(range(nd)) else transpose(others, tuple(np.argsort(order)))
+
+
+def _prod_rule(g, ans, a, axis=None, dtype=None, out=None, keepdims=False, initial=None,
+               where=None):
+    axes = _axes(axis, _ndim(a))
+    return _expand_reduced(g, a, axes, keepdims) * _product_of_others(a, axes)
+
+
+prod = primitive(_prod)
+prod.__name__ = "prod"
+defvjp(prod, _prod_rule)
+
+
+def _reverse_cumsum(g: Any, axis: int) -> Any:
+    return flip(cumsum(flip(g, axis), axis), axis)
+
+
+def _cumsum(a, axis=None, dtype=None, out=None):
+    _unsupported("cumsum", dtype=dtype, out=out)
+    return np.cumsum(a, axis=axis)
+
+
+def _cumsum_rule(g, ans, a, axis=None, dtype=None, out=None):
+    if axis is None:  # NumPy flattens first
+        return reshape(_reverse_cumsum(g, 0), _shape(a))
+    return _reverse_cumsum(g, axis)
+
+
+cumsum = primitive(_cumsum)
+cumsum.__name__ = "cumsum"
+defvjp(cumsum, _cumsum_rule)
+
+
+def _cumprod(a, axis=None, dtype=None, out=None):
+    _unsupported("cumprod", dtype=dtype, out=out)
+    return np.cumprod(a, axis=axis)
+
+
+def _reverse_linear_scan(g, a):
+    # s_j = g_j + a_j s_{j+1} along the last axis, s past the end being 0: a loop over the
+    # axis, each step vectorised over the others.
+    s = np.empty(np.broadcast_shapes(np.shape(g), np.shape(a)), dtype=np.result_type(g, a))
+    carry = np.zeros(s.shape[:-1], dtype=s.dtype)
+    for j in range(s.shape[-1] - 1, -1, -1):
+        carry = g[..., j] + a[..., j] * carry
+        s[..., j] = carry
+    return s
+
+
+def _shifted(x: Any, end: str, fill: float) -> Any:
+    """`x` moved one place along the last axis, `fill` entering at the front or the back."""
+    width = [(0, 0)] * (_ndim(x) - 1)
+    if end == "front":
+        return pad(x[..., :-1], width + [(1, 0)], constant_values=fill)
+    return pad(x[..., 1:], width + [(0, 1)], constant_values=fill)
+
+
+def _linear_scan(h: Any, a: Any) -> Any:
+    """t_i = h_i + a_{i-1} t_{i-1} along the last axis: the transpose of the reverse scan."""
+    return flip(reverse_linear_scan(flip(h, -1), _shifted(flip(a, -1), "back", 0)), -1)
+
+
+reverse_linear_scan = primitive(_reverse_linear_scan)
+reverse_linear_scan.__name__ = "reverse_linear_scan"
+# s is linear in g with s = M(a) g; the cotangent of g is M(a)^T h, a forward scan t, and
+# a_k scales s_{k+1} into s_k, so a_k gets t_k s_{k+1}.
+defvjp(
+    reverse_linear_scan,
+    lambda g, ans, g_in, a: _linear_scan(g, a),
+    lambda g, ans, g_in, a: _linear_scan(g, a) * _shifted(ans, "back", 0),
+)
+
+
+def _cumprod_vjp(g: Any, x: Any, axis: int) -> Any:
+    # d ans_i / d x_j = prod_{k <= i, k != j} x_k for j <= i, so the cotangent of x_j is
+    # (prod_{k < j} x_k) s_j with s_j = g_j + x_{j+1} s_{j+1}: no division, exact at zeros.
+    x, g = moveaxis(x, axis, -1), moveaxis(g, axis, -1)
+    before = cumprod(_shifted(x, "front", 1), axis=-1)
+    return moveaxis(before * reverse_linear_scan(g, _shifted(x, "back", 0)), -1, axis)
+
+
+def _cumprod_rule(g, ans, a, axis=None, dtype=None, out=None):
+    if axis is None:  # NumPy flattens first
+        return reshape(_cumprod_vjp(g, ravel(a), 0), _shape(a))
+    return _cumprod_vjp(g, a, axis)
+
+
+cumprod = primitive(_cumprod)
+cumprod.__name__ = "cumprod"
+defvjp(cumprod, _cumprod_rule)
 
 
 # ------------------------------------------------------------------- linear algebra
@@ -322,29 +522,40 @@ defvjp(
 )
 
 
-def _einsum_parts(subscripts: str, count: int) -> tuple[list[str], str]:
-    if "..." in subscripts:
-        raise ValueError("anp.einsum does not support '...'; write the axes out")
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_parts(subscripts: str, operands) -> tuple[list[str], str]:
+    """The subscripts of each operand and of the output, with '...' written out as letters
+    of its own: the ellipsis axes of all operands align from the right, as NumPy's do."""
     inputs, arrow, output = subscripts.replace(" ", "").partition("->")
     labels = inputs.split(",")
-    if not arrow:
-        letters = "".join(labels)
-        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
-    if len(labels) != count or count not in (1, 2):
-        raise ValueError("anp.einsum supports one or two operands, one subscript each")
+    if len(labels) != len(operands):
+        raise ValueError(f"anp.einsum: {len(labels)} subscripts for {len(operands)} operands")
     for label in labels:
-        if len(set(label)) != len(label):
+        bare = label.replace("...", "")
+        if len(set(bare)) != len(bare):
             raise ValueError(f"anp.einsum: repeated index in {label!r} (a diagonal) is unsupported")
-    return labels, output
+    spare = [c for c in _LETTERS if c not in subscripts]
+    widths = [_ndim(op) - len(lab.replace("...", "")) if "..." in lab else 0
+              for lab, op in zip(labels, operands)]
+    width = builtins.max(widths, default=0)
+    ellipsis = "".join(spare[:width])
+    labels = [lab.replace("...", ellipsis[width - w:]) for lab, w in zip(labels, widths)]
+    if arrow:
+        return labels, output.replace("...", ellipsis)
+    letters = "".join(labels)
+    once = sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ellipsis)
+    return labels, ellipsis + "".join(once)
 
 
 def _einsum(subscripts, *operands):
-    _einsum_parts(subscripts, len(operands))
+    _einsum_parts(subscripts, operands)
     return np.einsum(subscripts, *operands)
 
 
 def _einsum_rule(argnum, g, ans, subscripts, *operands):
-    labels, output = _einsum_parts(subscripts, len(operands))
+    labels, output = _einsum_parts(subscripts, operands)
     mine = labels[argnum - 1]
     others = [(lab, op) for i, (lab, op) in enumerate(zip(labels, operands)) if i != argnum - 1]
     available = set(output).union(*[set(lab) for lab, _ in others])
@@ -360,6 +571,38 @@ def _einsum_rule(argnum, g, ans, subscripts, *operands):
 einsum = primitive(_einsum)
 einsum.__name__ = "einsum"
 defvjp_argnum(einsum, _einsum_rule)
+
+
+def outer(a, b, out=None):
+    """The outer product of `a` and `b`, both flattened: shape `(a.size, b.size)`."""
+    _unsupported("outer", out=out)
+    return multiply(reshape(ravel(a), (-1, 1)), reshape(ravel(b), (1, -1)))
+
+
+def tensordot(a, b, axes=2):
+    """Sum products over the last `axes` axes of `a` and the first of `b`, or over the
+    axis pairs `axes = (axes_a, axes_b)`; computed as an `einsum`."""
+    nd_a, nd_b = _ndim(a), _ndim(b)
+    if isinstance(axes, (int, np.integer)):
+        axes_a, axes_b = tuple(range(nd_a - int(axes), nd_a)), tuple(range(int(axes)))
+    else:
+        axes_a, axes_b = (_axes(ax, n) for ax, n in zip(axes, (nd_a, nd_b)))
+    if len(axes_a) != len(axes_b):
+        raise ValueError("anp.tensordot: the axes of a and b to sum over differ in number")
+    labels_a = _LETTERS[:nd_a]
+    fresh = iter(_LETTERS[nd_a:])
+    summed = dict(zip(axes_b, (labels_a[i] for i in axes_a)))
+    labels_b = "".join(summed[i] if i in summed else next(fresh) for i in range(nd_b))
+    free_a = "".join(c for i, c in enumerate(labels_a) if i not in axes_a)
+    free_b = "".join(c for i, c in enumerate(labels_b) if i not in axes_b)
+    return einsum(f"{labels_a},{labels_b}->{free_a}{free_b}", a, b)
+
+
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    """The sum along a diagonal of `a` (see `diagonal`)."""
+    _unsupported("trace", dtype=dtype, out=out)
+    return sum(diagonal(a, offset, axis1, axis2), axis=-1)
+
 
 # ----------------------------------------------------------------- shapes and indexing
 
@@ -481,6 +724,202 @@ scatter_add.__name__ = "scatter_add"
 defvjp(getitem, lambda g, ans, x, index: scatter_add(g, index, _shape(x)))
 defvjp(scatter_add, lambda g, ans, g_in, index, shape: getitem(g, index))
 
+
+def _wrapped_indices(indices: Any, n: int, mode: str) -> np.ndarray:
+    """`indices` as NumPy's take reads them under `mode`, for scattering back."""
+    indices = np.asarray(indices)
+    if mode == "wrap":
+        return indices % builtins.max(n, 1)
+    if mode == "clip":
+        return np.clip(indices, 0, n - 1)
+    return indices
+
+
+def _take(a, indices, axis=None, out=None, mode="raise"):
+    _unsupported("take", out=out)
+    return np.take(a, indices, axis=axis, mode=mode)
+
+
+def _untake(g, indices, axis, shape):
+    # The transpose of take: each element of g is added where it was taken from.
+    if axis is None:
+        result = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=_dtype(g))
+        np.add.at(result, indices, g)
+        return result.reshape(shape)
+    result = np.zeros(shape, dtype=_dtype(g))
+    np.add.at(result, (slice(None),) * axis + (indices,), g)
+    return result
+
+
+def _take_rule(g, ans, a, indices, axis=None, out=None, mode="raise"):
+    if axis is not None:
+        axis = _axes(axis, _ndim(a))[0]
+    n = _shape(a)[axis] if axis is not None else int(np.prod(_shape(a), dtype=np.int64))
+    return untake(g, _wrapped_indices(indices, n, mode), axis, _shape(a))
+
+
+take = primitive(_take)
+take.__name__ = "take"
+defvjp(take, _take_rule)
+untake = primitive(_untake)
+untake.__name__ = "untake"
+defvjp(untake, lambda g, ans, g_in, indices, axis, shape: take(g, indices, axis=axis))
+
+
+def _take_along_axis(arr, indices, axis=-1):
+    return np.take_along_axis(arr, indices, axis=axis)
+
+
+def _untake_along_axis(g, indices, axis, shape):
+    # The transpose of take_along_axis: scatter-add g back along `axis`. Axes where arr
+    # had size 1 and was broadcast against indices collect the sum over that axis.
+    if axis is None:
+        return _untake(g, indices, None, shape)
+    index = []
+    for d, n in enumerate(_shape(g)):
+        if d == axis:
+            index.append(indices)
+            continue
+        along = np.arange(n) if shape[d] == n else np.zeros(n, dtype=np.intp)
+        index.append(along.reshape((1,) * d + (n,) + (1,) * (len(shape) - d - 1)))
+    result = np.zeros(shape, dtype=_dtype(g))
+    np.add.at(result, tuple(index), g)
+    return result
+
+
+def _take_along_axis_rule(g, ans, arr, indices, axis=-1):
+    axis = None if axis is None else _axes(axis, _ndim(arr))[0]
+    return untake_along_axis(g, np.asarray(indices), axis, _shape(arr))
+
+
+take_along_axis = primitive(_take_along_axis)
+take_along_axis.__name__ = "take_along_axis"
+defvjp(take_along_axis, _take_along_axis_rule)
+untake_along_axis = primitive(_untake_along_axis)
+untake_along_axis.__name__ = "untake_along_axis"
+defvjp(
+    untake_along_axis,
+    lambda g, ans, g_in, indices, axis, shape: take_along_axis(g, indices, axis=axis),
+)
+
+
+def repeat(a, repeats, axis=None):
+    """Repeat each element of `a` (flattened when `axis` is None) `repeats` times: a take
+    of each source index repeated, so the gradient sums over the copies."""
+    n = int(np.prod(_shape(a), dtype=np.int64)) if axis is None else _shape(a)[axis]
+    return take(a, np.repeat(np.arange(n), repeats), axis=axis)
+
+
+def tile(A, reps):
+    """`A` repeated `reps` times along each axis, as a broadcast between reshapes."""
+    reps = tuple(np.atleast_1d(np.asarray(reps, dtype=np.int64)).tolist())
+    nd = builtins.max(_ndim(A), len(reps))
+    shape = (1,) * (nd - _ndim(A)) + tuple(_shape(A))
+    reps = (1,) * (nd - len(reps)) + reps
+    interleaved = [n for pair in zip((1,) * nd, shape) for n in pair]
+    tiled = [n for pair in zip(reps, shape) for n in pair]
+    result = broadcast_to(reshape(A, tuple(interleaved)), tuple(tiled))
+    return reshape(result, tuple(r * n for r, n in zip(reps, shape)))
+
+
+def _split_pieces(ary, indices_or_sections, axis, splitter):
+    axis = _axes(axis, _ndim(ary))[0]
+    positions = splitter(np.arange(_shape(ary)[axis]), indices_or_sections)
+    pieces = []
+    for p in positions:
+        start, stop = (int(p[0]), int(p[-1]) + 1) if len(p) else (0, 0)
+        pieces.append(ary[(slice(None),) * axis + (slice(start, stop),)])
+    return pieces
+
+
+def split(ary, indices_or_sections, axis=0):
+    """A list of sub-arrays of `ary` along `axis`, as `np.split` cuts them (each a slice)."""
+    return _split_pieces(ary, indices_or_sections, axis, np.split)
+
+
+def array_split(ary, indices_or_sections, axis=0):
+    """As `split`, but `indices_or_sections` need not divide the axis equally."""
+    return _split_pieces(ary, indices_or_sections, axis, np.array_split)
+
+
+def _atleast(x: Any, ndim: int) -> Any:
+    if _ndim(x) >= ndim:
+        return x
+    if ndim == 1:
+        return reshape(x, (1,))
+    return reshape(x, (1,) * (2 - _ndim(x)) + tuple(_shape(x)))
+
+
+def hstack(tup, *, dtype=None, casting="same_kind"):
+    """Join arrays column-wise (1-D arrays end to end), as `np.hstack`."""
+    _unsupported("hstack", dtype=dtype, casting=None if casting == "same_kind" else casting)
+    arrays = [_atleast(a, 1) for a in tup]
+    return concatenate(arrays, axis=0 if arrays and _ndim(arrays[0]) == 1 else 1)
+
+
+def vstack(tup, *, dtype=None, casting="same_kind"):
+    """Join arrays row-wise (1-D arrays become rows), as `np.vstack`."""
+    _unsupported("vstack", dtype=dtype, casting=None if casting == "same_kind" else casting)
+    return concatenate([_atleast(a, 2) for a in tup], axis=0)
+
+
+flip = primitive(np.flip)
+defvjp(flip, lambda g, ans, m, axis=None: flip(g, axis))
+
+
+def _negated(shift: Any) -> Any:
+    return tuple(-int(s) for s in shift) if isinstance(shift, (tuple, list)) else -shift
+
+
+roll = primitive(np.roll)
+defvjp(roll, lambda g, ans, a, shift, axis=None: roll(g, _negated(shift), axis))
+
+
+def _undiagonal(g, offset, axis1, axis2, shape):
+    # The transpose of diagonal: g written onto the diagonal of zeros of the input's shape.
+    result = np.zeros(shape, dtype=_dtype(g))
+    view = np.moveaxis(result, (axis1, axis2), (-2, -1))  # a writable view of result
+    k = _shape(g)[-1]
+    view[..., np.arange(k) + builtins.max(-offset, 0), np.arange(k) + builtins.max(offset, 0)] = g
+    return result
+
+
+diagonal = primitive(np.diagonal)
+undiagonal = primitive(_undiagonal)
+undiagonal.__name__ = "undiagonal"
+
+
+def _diagonal_rule(g, ans, a, offset=0, axis1=0, axis2=1):
+    axis1, axis2 = _axes((axis1, axis2), _ndim(a))
+    return undiagonal(g, offset, axis1, axis2, _shape(a))
+
+
+defvjp(diagonal, _diagonal_rule)
+defvjp(undiagonal, lambda g, ans, g_in, offset, axis1, axis2, shape:
+       diagonal(g, offset, axis1, axis2))
+
+# tril/triu of a 1-D array broadcast it to a square first: unbroadcast sums it back.
+tril = primitive(np.tril)
+defvjp(tril, lambda g, ans, m, k=0: unbroadcast(tril(g, k), m))
+
+triu = primitive(np.triu)
+defvjp(triu, lambda g, ans, m, k=0: unbroadcast(triu(g, k), m))
+
+
+def sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """`a` sorted along `axis` (flattened when None), as a gather by the stable argsort.
+
+    The gradient follows the elements: the cotangent of each sorted position goes to the
+    element that landed there. Equal elements keep their input order (the stable sort),
+    so among ties the first in the input receives the first sorted position's cotangent,
+    whatever `kind` says (the values are the same for every kind)."""
+    _unsupported("sort", order=order)
+    if axis is None:
+        a, axis = ravel(a), -1
+    permutation = np.argsort(unbox(a), axis=axis, kind="stable")
+    return take_along_axis(a, permutation, axis=axis)
+
+
 # -------------------------------------------------------------- stable composites
 
 
@@ -530,6 +969,9 @@ shape = nondifferentiable(np.shape)
 ndim = nondifferentiable(np.ndim)
 size = nondifferentiable(np.size)
 allclose = nondifferentiable(np.allclose)
+any = nondifferentiable(np.any)  # NumPy's name, shadowing the builtin here
+all = nondifferentiable(np.all)  # NumPy's name, shadowing the builtin here
+nonzero = nondifferentiable(np.nonzero)
 
 zeros = np.zeros
 ones = np.ones
@@ -566,6 +1008,12 @@ def asarray(obj: Any, dtype: Any = None) -> Any:
             result = astype(result, dtype)
         return result
     return np.asarray(obj, dtype=dtype)
+
+
+def stop_gradient(x: Any) -> Any:
+    """`x` (a pytree of arrays) as constants: its value passes, no gradient flows back
+    through it, at any order of differentiation."""
+    return tree_map(unbox, x)
 
 
 # ------------------------------------------------------------------ Box operators
@@ -710,3 +1158,46 @@ def _to_python_number(self):
 Box.__float__ = _to_python_number
 Box.__int__ = _to_python_number
 Box.__complex__ = _to_python_number
+
+
+# ndarray's reading methods; NumPy's in-place `sort` is refused. (`x.trace()` cannot be one:
+# Box.trace is the trace recording the box; write anp.trace(x).)
+
+
+def _prod_method(self, axis=None, dtype=None, out=None, keepdims=False, initial=None,
+                 where=None):
+    return prod(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, initial=initial,
+                where=where)
+
+
+def _clip_method(self, min=None, max=None, out=None):
+    _unsupported("clip", out=out)
+    return clip(self, min, max)
+
+
+def _sort_method(self, axis=-1, kind=None, order=None):
+    raise TypeError(
+        "autodiff: x.sort() sorts in place and traced arrays are immutable; "
+        "write x = anp.sort(x) instead"
+    )
+
+
+Box.prod = _prod_method
+Box.clip = _clip_method
+Box.sort = _sort_method
+Box.copy = lambda self, order="C": copy(self, order=order)
+Box.cumsum = lambda self, axis=None, dtype=None, out=None: cumsum(self, axis, dtype, out)
+Box.cumprod = lambda self, axis=None, dtype=None, out=None: cumprod(self, axis, dtype, out)
+Box.repeat = lambda self, repeats, axis=None: repeat(self, repeats, axis)
+Box.take = lambda self, indices, axis=None, out=None, mode="raise": take(
+    self, indices, axis=axis, out=out, mode=mode)
+Box.diagonal = lambda self, offset=0, axis1=0, axis2=1: diagonal(self, offset, axis1, axis2)
+Box.swapaxes = lambda self, axis1, axis2: swapaxes(self, axis1, axis2)
+Box.argsort = lambda self, axis=-1, kind=None, order=None: argsort(self, axis, kind, order)
+Box.any = lambda self, *args, **kwargs: any(self, *args, **kwargs)
+Box.all = lambda self, *args, **kwargs: all(self, *args, **kwargs)
+Box.nonzero = lambda self: nonzero(self)
+Box.round = lambda self, decimals=0: round(self, decimals)
+
+# linalg's ops are built on the ones above, so it is imported last.
+from autodiff import linalg  # noqa: E402
