@@ -96,7 +96,7 @@ def _unsupported(op_name: str, **options: Any) -> None:
     """Refuse NumPy options an op does not support (those given as something other than None)."""
     for key, value in options.items():
         if value is not None:
-            advice = " (traced arrays are immutable: use the returned array)" if key == "out" else ""
+            advice = " (traced arrays are immutable: use the returned array)" * (key == "out")
             raise TypeError(f"anp.{op_name} does not support the {key}= option{advice}")
 
 
@@ -1200,4 +1200,4 @@ Box.nonzero = lambda self: nonzero(self)
 Box.round = lambda self, decimals=0: round(self, decimals)
 
 # linalg's ops are built on the ones above, so it is imported last.
-from autodiff import linalg  # noqa: E402
+from autodiff import linalg  # noqa: E402, F401  (anp.linalg)
