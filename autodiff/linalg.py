@@ -19,6 +19,8 @@ import numpy as np
 from autodiff import numpy as anp
 from autodiff.core import defvjp, primitive, unbox
 
+__all__ = ["SlogdetResult", "det", "inv", "norm", "slogdet", "solve"]
+
 
 def _mT(x: Any) -> Any:
     return anp.swapaxes(x, -1, -2)
