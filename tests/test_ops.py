@@ -77,7 +77,11 @@ SPECIAL = [
     "scatter_add", "amax", "amin", "absolute", "unbroadcast",
 ]
 ALIASES = {"amax": "max", "amin": "min", "absolute": "abs"}
-_SPD = 3 * np.eye(3)  # added to random matrices in [-1, 1]: well conditioned
+
+
+def _conditioned(x):
+    """A random matrix in [-1, 1] made well conditioned, in its own dtype."""
+    return x + 3 * np.eye(x.shape[-1], dtype=x.dtype)
 
 
 def _case(name, call, *shapes, low=-2.0, high=2.0, reference=None):
@@ -168,17 +172,17 @@ STRUCTURAL = [
     _case("linalg.norm", lambda m, x: m.linalg.norm(x, -1, axis=(2, 1)), (2, 3, 4)),
     _case("linalg.norm", lambda m, x: m.linalg.norm(x, np.inf), (3, 4)),
     _case("linalg.norm", lambda m, x: m.linalg.norm(x, -np.inf, axis=(0, 1)), (3, 4, 2)),
-    _case("linalg.inv", lambda m, x: m.linalg.inv(x + _SPD), (3, 3), low=-1, high=1),
-    _case("linalg.inv", lambda m, x: m.linalg.inv(x + _SPD), (2, 3, 3), low=-1, high=1),
-    _case("linalg.solve", lambda m, a, b: m.linalg.solve(a + _SPD, b), (3, 3), (3,),
+    _case("linalg.inv", lambda m, x: m.linalg.inv(_conditioned(x)), (3, 3), low=-1, high=1),
+    _case("linalg.inv", lambda m, x: m.linalg.inv(_conditioned(x)), (2, 3, 3), low=-1, high=1),
+    _case("linalg.solve", lambda m, a, b: m.linalg.solve(_conditioned(a), b), (3, 3), (3,),
           low=-1, high=1),
-    _case("linalg.solve", lambda m, a, b: m.linalg.solve(a + _SPD, b), (3, 3), (3, 2),
+    _case("linalg.solve", lambda m, a, b: m.linalg.solve(_conditioned(a), b), (3, 3), (3, 2),
           low=-1, high=1),
-    _case("linalg.solve", lambda m, a, b: m.linalg.solve(a + _SPD, b), (2, 3, 3), (3, 2),
+    _case("linalg.solve", lambda m, a, b: m.linalg.solve(_conditioned(a), b), (2, 3, 3), (3, 2),
           low=-1, high=1),
-    _case("linalg.solve", lambda m, a, b: m.linalg.solve(a + _SPD, b), (3, 3), (2, 3, 4),
+    _case("linalg.solve", lambda m, a, b: m.linalg.solve(_conditioned(a), b), (3, 3), (2, 3, 4),
           low=-1, high=1),
-    _case("linalg.solve", lambda m, a, b: m.linalg.solve(a + _SPD, b), (2, 3, 3), (3,),
+    _case("linalg.solve", lambda m, a, b: m.linalg.solve(_conditioned(a), b), (2, 3, 3), (3,),
           low=-1, high=1),
     _case("linalg.det", lambda m, x: m.linalg.det(x), (3, 3)),
     _case("linalg.det", lambda m, x: m.linalg.det(x), (2, 2, 2)),
