@@ -313,15 +313,21 @@ def checkpoint(fun: Callable) -> Callable:
             out_def[:] = [structure, [(np.shape(leaf), _leaf_dtype(leaf)) for leaf in out_leaves]]
             return _packed(out_leaves, np)
 
-        cache: list = [(), ()]  # (g, *values) of the last recomputation, its cotangents
+        # One recomputation serves every argument of a tape entry: its cotangents wait
+        # here, keyed by (g, *values), each dropped once handed out, so none outlive the sweep.
+        cache: list = [(), []]
 
         def rule(argnum: int, g: Any, ans: Any, *values: Any) -> Any:
-            key = (g, *values)
-            if len(key) != len(cache[0]) or any(a is not b for a, b in zip(key, cache[0])):
-                # one recomputation serves every argument of this tape entry
+            key, cotangents = cache
+            fresh = len(key) == len(values) + 1 and all(a is b for a, b in zip(key, (g, *values)))
+            if not fresh or cotangents[argnum] is None:
                 _, vjp_fn = vjp(lambda *v: _packed(tree_flatten(call(*v))[0], anp), *values)
-                cache[:] = [key, vjp_fn(g)]
-            return cache[1][argnum]
+                cotangents = list(vjp_fn(g))
+                cache[:] = [(g, *values), cotangents]
+            result, cotangents[argnum] = cotangents[argnum], None
+            if all(c is None for c in cotangents):
+                cache[:] = [(), []]
+            return result
 
         op = primitive(run)
         op.__name__ = f"checkpoint({getattr(fun, '__name__', 'fun')})"
