@@ -969,8 +969,6 @@ shape = nondifferentiable(np.shape)
 ndim = nondifferentiable(np.ndim)
 size = nondifferentiable(np.size)
 allclose = nondifferentiable(np.allclose)
-any = nondifferentiable(np.any)  # NumPy's name, shadowing the builtin here
-all = nondifferentiable(np.all)  # NumPy's name, shadowing the builtin here
 nonzero = nondifferentiable(np.nonzero)
 
 zeros = np.zeros
@@ -1194,8 +1192,9 @@ Box.take = lambda self, indices, axis=None, out=None, mode="raise": take(
 Box.diagonal = lambda self, offset=0, axis1=0, axis2=1: diagonal(self, offset, axis1, axis2)
 Box.swapaxes = lambda self, axis1, axis2: swapaxes(self, axis1, axis2)
 Box.argsort = lambda self, axis=-1, kind=None, order=None: argsort(self, axis, kind, order)
-Box.any = lambda self, *args, **kwargs: any(self, *args, **kwargs)
-Box.all = lambda self, *args, **kwargs: all(self, *args, **kwargs)
+# Not anp.any/anp.all: those names would shadow the builtins throughout this module.
+Box.any = lambda self, *args, **kwargs: np.any(unbox(self), *args, **kwargs)
+Box.all = lambda self, *args, **kwargs: np.all(unbox(self), *args, **kwargs)
 Box.nonzero = lambda self: nonzero(self)
 Box.round = lambda self, decimals=0: round(self, decimals)
 
