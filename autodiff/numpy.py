@@ -300,6 +300,7 @@ def _zero(g: Any) -> np.ndarray:
     # A 0-d zero of g's dtype: np.where is several times faster with it than with `0`.
     return np.zeros((), dtype=_dtype(g))
 
+
 arctan2 = primitive(_ufunc(np.arctan2, 2))
 # d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)
 defvjp(
