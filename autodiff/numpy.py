@@ -32,6 +32,8 @@ from autodiff.core import (
 )
 from autodiff.core import dtype_of as _dtype
 from autodiff.core import shape_of as _shape
+from autodiff.settings import refuse_given as _refuse
+from autodiff.tree import tree_map
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -41,12 +43,13 @@ def _ndim(x: Any) -> int:
 
 
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
-    """`axis` (None, an int-like, possibly negative, or a tuple of them) as sorted
-    non-negative ints; None means every axis."""
+    """`axis` (None, an int-like, possibly negative, or a sequence of them) as non-negative
+    ints in the order given (pairs such as tensordot's keep their order); None means every
+    axis. The forward pass has already checked that they are in range."""
     if axis is None:
         return tuple(range(ndim))
     axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    return tuple(sorted(operator.index(a) % builtins.max(ndim, 1) for a in axes))
+    return tuple(operator.index(a) % builtins.max(ndim, 1) for a in axes)
 
 
 def unbroadcast(g: Any, x: Any) -> Any:
@@ -118,15 +121,6 @@ def _traced(*trees: Any) -> bool:
     return builtins.any(_contains_box(tree) for tree in trees)
 
 
-def _refuse_settings(name: str, **settings: Any) -> None:
-    """Refuse, on traced values, settings that would lose the gradient (`out=`)."""
-    for setting, value in settings.items():
-        if value is not None:
-            what = ("would write a traced value into an array, losing its gradient"
-                    if setting == "out" else "is not supported on traced values")
-            raise TypeError(f"autodiff: {name}(..., {setting}=) {what}; leave it out")
-
-
 # ------------------------------------------------------------------------- elementwise
 
 negative = primitive(np.negative)
@@ -174,7 +168,7 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
     high = a_max if max is None else max
     if not _traced(a, low, high):
         return np.clip(a, low, high, out=out, **kwargs)
-    _refuse_settings("clip", out=out, **kwargs)
+    _refuse("clip", out=out, **kwargs)
     if low is not None:
         a = maximum(a, low)
     return a if high is None else minimum(a, high)
@@ -199,6 +193,31 @@ def astype(x, dtype, /, *, copy=True, device=None):
             raise TypeError("autodiff: complex numbers are not supported; cast to a float dtype")
         return _astype(unbox(x), dtype, copy=copy)
     return _astype_op(x, dtype, copy=copy, device=device)
+
+
+_LOG_2, _LOG_10 = float(np.log(2)), float(np.log(10))  # Python floats keep float32 float32
+
+log2 = primitive(np.log2)
+defvjp(log2, lambda g, ans, x: g / (x * _LOG_2))
+
+log10 = primitive(np.log10)
+defvjp(log10, lambda g, ans, x: g / (x * _LOG_10))
+
+sinh = primitive(np.sinh)
+defvjp(sinh, lambda g, ans, x: g * cosh(x))
+
+cosh = primitive(np.cosh)
+defvjp(cosh, lambda g, ans, x: g * sinh(x))
+
+tan = primitive(np.tan)
+defvjp(tan, lambda g, ans, x: g * (1 + ans * ans))
+
+arctan = primitive(np.arctan)
+defvjp(arctan, lambda g, ans, x: g / (1 + x * x))
+
+copy = primitive(np.copy)
+# The copy's memory order does not change its values, so the cotangent passes as it is.
+defvjp(copy, lambda g, ans, a, order="K", subok=False: g)
 
 
 # ------------------------------------------------------------ binary (broadcasting)
@@ -300,6 +319,23 @@ def _zero(g: Any) -> np.ndarray:
     return np.zeros((), dtype=_dtype(g))
 
 
+arctan2 = primitive(np.arctan2)
+# d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)
+defvjp(
+    arctan2,
+    lambda g, ans, y, x: unbroadcast(g * x / (x * x + y * y), y),
+    lambda g, ans, y, x: unbroadcast(-g * y / (x * x + y * y), x),
+)
+
+logaddexp = primitive(np.logaddexp)
+# d log(e^x + e^y) / dx = e^(x - ans): at most 1, never overflows.
+defvjp(
+    logaddexp,
+    lambda g, ans, x, y: unbroadcast(g * exp(x - ans), x),
+    lambda g, ans, x, y: unbroadcast(g * exp(y - ans), y),
+)
+
+
 # ---------------------------------------------------------------------- reductions
 
 sum = primitive(_method_first(np.sum))  # NumPy's name, shadowing the builtin here
@@ -338,7 +374,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     if not _traced(a, where, mean):
         return np.var(a, axis, dtype, out, ddof, keepdims, **_given(where=where, mean=mean,
                                                                    correction=correction))
-    _refuse_settings("var", dtype=dtype, out=out, where=where, mean=mean)
+    _refuse("var", dtype=dtype, out=out, where=where, mean=mean)
     ddof = ddof if correction is None else correction
     deviation = a - _mean_op(a, axis=axis, keepdims=True)
     n = _reduced_count(a, axis)
@@ -360,6 +396,102 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 def _given(**settings: Any) -> dict:
     return {name: value for name, value in settings.items() if value is not None}
+
+
+def _product_of_others(x: Any, axes: tuple[int, ...]) -> Any:
+    """For each element of `x`, the product of the other elements of its slice over `axes`.
+
+    Built from exclusive cumulative products from both ends, without division, so it is
+    exact where some elements are 0 (the gradient of a product is then not ans / x)."""
+    shape, nd = _shape(x), _ndim(x)
+    rest = [i for i in range(nd) if i not in axes]
+    order = rest + list(axes)
+    moved = x if order == list(range(nd)) else transpose(x, tuple(order))
+    n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+    if n == 0:
+        return np.zeros(shape, dtype=_dtype(x))
+    flat = reshape(moved, tuple(shape[i] for i in rest) + (n,))
+    # a leading 1 is the product of nothing
+    before = cumprod(_shifted(flat, "front", 1), axis=-1)
+    after = flip(cumprod(_shifted(flip(flat, -1), "front", 1), axis=-1), -1)
+    others = reshape(before * after, _shape(moved))
+    return others if order == list(range(nd)) else transpose(others, tuple(np.argsort(order)))
+
+
+def _prod_rule(g, ans, a, axis=None, keepdims=False):
+    axes = _axes(axis, _ndim(a))
+    return _expand_reduced(g, a, axes, keepdims) * _product_of_others(a, axes)
+
+
+prod = primitive(_method_first(np.prod))
+defvjp(prod, _prod_rule)
+
+
+def _reverse_cumsum(g: Any, axis: int) -> Any:
+    return flip(cumsum(flip(g, axis), axis), axis)
+
+
+def _cumsum_rule(g, ans, a, axis=None):
+    if axis is None:  # NumPy flattens first
+        return reshape(_reverse_cumsum(g, 0), _shape(a))
+    return _reverse_cumsum(g, axis)
+
+
+cumsum = primitive(np.cumsum)
+defvjp(cumsum, _cumsum_rule)
+
+
+def _reverse_linear_scan(g, a):
+    # s_j = g_j + a_j s_{j+1} along the last axis, s past the end being 0: a loop over the
+    # axis, each step vectorised over the others.
+    s = np.empty(np.broadcast_shapes(np.shape(g), np.shape(a)), dtype=np.result_type(g, a))
+    carry = np.zeros(s.shape[:-1], dtype=s.dtype)
+    for j in range(s.shape[-1] - 1, -1, -1):
+        carry = g[..., j] + a[..., j] * carry
+        s[..., j] = carry
+    return s
+
+
+def _shifted(x: Any, end: str, fill: float) -> Any:
+    """`x` moved one place along the last axis, `fill` entering at the front or the back."""
+    width = [(0, 0)] * (_ndim(x) - 1)
+    if end == "front":
+        return pad(x[..., :-1], width + [(1, 0)], constant_values=fill)
+    return pad(x[..., 1:], width + [(0, 1)], constant_values=fill)
+
+
+def _linear_scan(h: Any, a: Any) -> Any:
+    """t_i = h_i + a_{i-1} t_{i-1} along the last axis: the transpose of the reverse scan."""
+    return flip(reverse_linear_scan(flip(h, -1), _shifted(flip(a, -1), "back", 0)), -1)
+
+
+reverse_linear_scan = primitive(_reverse_linear_scan)
+reverse_linear_scan.__name__ = "reverse_linear_scan"
+# s is linear in g with s = M(a) g; the cotangent of g is M(a)^T h, a forward scan t, and
+# a_k scales s_{k+1} into s_k, so a_k gets t_k s_{k+1}.
+defvjp(
+    reverse_linear_scan,
+    lambda g, ans, g_in, a: _linear_scan(g, a),
+    lambda g, ans, g_in, a: _linear_scan(g, a) * _shifted(ans, "back", 0),
+)
+
+
+def _cumprod_vjp(g: Any, x: Any, axis: int) -> Any:
+    # d ans_i / d x_j = prod_{k <= i, k != j} x_k for j <= i, so the cotangent of x_j is
+    # (prod_{k < j} x_k) s_j with s_j = g_j + x_{j+1} s_{j+1}: no division, exact at zeros.
+    x, g = moveaxis(x, axis, -1), moveaxis(g, axis, -1)
+    before = cumprod(_shifted(x, "front", 1), axis=-1)
+    return moveaxis(before * reverse_linear_scan(g, _shifted(x, "back", 0)), -1, axis)
+
+
+def _cumprod_rule(g, ans, a, axis=None):
+    if axis is None:  # NumPy flattens first
+        return reshape(_cumprod_vjp(g, ravel(a), 0), _shape(a))
+    return _cumprod_vjp(g, a, axis)
+
+
+cumprod = primitive(np.cumprod)
+defvjp(cumprod, _cumprod_rule)
 
 
 # ------------------------------------------------------------------- linear algebra
@@ -399,7 +531,7 @@ def dot(a, b, out=None):
     """`np.dot` for scalars, vectors and matrices (use `matmul` or `einsum` beyond 2-D)."""
     if not _traced(a, b):
         return np.dot(a, b, out)
-    _refuse_settings("dot", out=out)
+    _refuse("dot", out=out)
     if _ndim(a) == 0 or _ndim(b) == 0:
         return multiply(a, b)
     if _ndim(a) > 2 or _ndim(b) > 2:
@@ -425,29 +557,40 @@ defvjp(
 )
 
 
-def _einsum_parts(subscripts: str, count: int) -> tuple[list[str], str]:
-    if "..." in subscripts:
-        raise ValueError("anp.einsum does not support '...'; write the axes out")
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_parts(subscripts: str, operands) -> tuple[list[str], str]:
+    """The subscripts of each operand and of the output, with '...' written out as letters
+    of its own: the ellipsis axes of all operands align from the right, as NumPy's do."""
     inputs, arrow, output = subscripts.replace(" ", "").partition("->")
     labels = inputs.split(",")
-    if not arrow:
-        letters = "".join(labels)
-        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
-    if len(labels) != count or count not in (1, 2):
-        raise ValueError("anp.einsum supports one or two operands, one subscript each")
+    if len(labels) != len(operands):
+        raise ValueError(f"anp.einsum: {len(labels)} subscripts for {len(operands)} operands")
     for label in labels:
-        if len(set(label)) != len(label):
+        bare = label.replace("...", "")
+        if len(set(bare)) != len(bare):
             raise ValueError(f"anp.einsum: repeated index in {label!r} (a diagonal) is unsupported")
-    return labels, output
+    spare = [c for c in _LETTERS if c not in subscripts]
+    widths = [_ndim(op) - len(lab.replace("...", "")) if "..." in lab else 0
+              for lab, op in zip(labels, operands)]
+    width = builtins.max(widths, default=0)
+    ellipsis = "".join(spare[:width])
+    labels = [lab.replace("...", ellipsis[width - w:]) for lab, w in zip(labels, widths)]
+    if arrow:
+        return labels, output.replace("...", ellipsis)
+    letters = "".join(labels)
+    once = sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ellipsis)
+    return labels, ellipsis + "".join(once)
 
 
 def _einsum(subscripts, *operands):
-    _einsum_parts(subscripts, len(operands))
+    _einsum_parts(subscripts, operands)
     return np.einsum(subscripts, *operands)
 
 
 def _einsum_rule(argnum, g, ans, subscripts, *operands):
-    labels, output = _einsum_parts(subscripts, len(operands))
+    labels, output = _einsum_parts(subscripts, operands)
     mine = labels[argnum - 1]
     others = [(lab, op) for i, (lab, op) in enumerate(zip(labels, operands)) if i != argnum - 1]
     available = set(output).union(*[set(lab) for lab, _ in others])
@@ -471,8 +614,6 @@ _einsum_op = primitive(_einsum)
 _einsum_op.__name__ = "einsum"
 defvjp_argnum(_einsum_op, _einsum_rule)
 
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
 
 def _sublist(labels) -> str:
     return "".join("..." if label is Ellipsis else _LETTERS[operator.index(label)]
@@ -490,15 +631,52 @@ def _interleaved(args: tuple) -> tuple[str, tuple]:
 
 
 def einsum(*operands, out=None, optimize=False, **kwargs):
-    """`np.einsum`, in the subscripts form or the interleaved (sublist) form, for one or
-    two operands, each axis labelled at most once per operand (no diagonals, no '...')."""
+    """`np.einsum`, in the subscripts form or the interleaved (sublist) form, with any
+    number of operands and '...'; each axis labelled at most once per operand (no
+    diagonals such as 'ii->i' on traced values)."""
     if not _traced(operands):
         return np.einsum(*operands, out=out, optimize=optimize, **kwargs)
-    _refuse_settings("einsum", out=out, **kwargs)
+    _refuse("einsum", out=out, **kwargs)
     if isinstance(operands[0], str):
         return _einsum_op(*operands)
     subscripts, arrays = _interleaved(operands)
     return _einsum_op(subscripts, *arrays)
+
+
+def outer(a, b, out=None):
+    """The outer product of `a` and `b`, both flattened: shape `(a.size, b.size)`."""
+    if not _traced(a, b):
+        return np.outer(a, b, out)
+    _refuse("outer", out=out)
+    return multiply(reshape(ravel(a), (-1, 1)), reshape(ravel(b), (1, -1)))
+
+
+def tensordot(a, b, axes=2):
+    """Sum products over the last `axes` axes of `a` and the first of `b`, or over the
+    axis pairs `axes = (axes_a, axes_b)`; computed as an `einsum`."""
+    nd_a, nd_b = _ndim(a), _ndim(b)
+    if isinstance(axes, (int, np.integer)):
+        axes_a, axes_b = tuple(range(nd_a - int(axes), nd_a)), tuple(range(int(axes)))
+    else:
+        axes_a, axes_b = (_axes(ax, n) for ax, n in zip(axes, (nd_a, nd_b)))
+    if len(axes_a) != len(axes_b):
+        raise ValueError("anp.tensordot: the axes of a and b to sum over differ in number")
+    labels_a = _LETTERS[:nd_a]
+    fresh = iter(_LETTERS[nd_a:])
+    summed = dict(zip(axes_b, (labels_a[i] for i in axes_a)))
+    labels_b = "".join(summed[i] if i in summed else next(fresh) for i in range(nd_b))
+    free_a = "".join(c for i, c in enumerate(labels_a) if i not in axes_a)
+    free_b = "".join(c for i, c in enumerate(labels_b) if i not in axes_b)
+    return einsum(f"{labels_a},{labels_b}->{free_a}{free_b}", a, b)
+
+
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    """The sum along a diagonal of `a` (see `diagonal`)."""
+    if not _traced(a):
+        return np.trace(a, offset, axis1, axis2, dtype, out)
+    _refuse("trace", dtype=dtype, out=out)
+    return sum(diagonal(a, offset, axis1, axis2), axis=-1)
+
 
 # ----------------------------------------------------------------- shapes and indexing
 
@@ -585,7 +763,7 @@ def concatenate(arrays, /, axis=0, out=None, *, dtype=None, casting="same_kind")
     """Join a sequence of arrays along an existing axis (axis=None: flattened first)."""
     if not _traced(arrays):
         return np.concatenate(arrays, axis, out, dtype=dtype, casting=casting)
-    _refuse_settings("concatenate", out=out, dtype=dtype)
+    _refuse("concatenate", out=out, dtype=dtype)
     if axis is None:
         arrays, axis = [ravel(a) for a in arrays], 0
     return _concatenate_op(*arrays, axis=operator.index(axis))
@@ -609,7 +787,7 @@ def stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     """Join a sequence of same-shaped arrays along a new axis."""
     if not _traced(arrays):
         return np.stack(arrays, axis, out, dtype=dtype, casting=casting)
-    _refuse_settings("stack", out=out, dtype=dtype)
+    _refuse("stack", out=out, dtype=dtype)
     return _stack_op(*arrays, axis=operator.index(axis))
 
 
@@ -660,6 +838,202 @@ scatter_add.__name__ = "scatter_add"
 defvjp(getitem, lambda g, ans, x, index: scatter_add(g, index, _shape(x)))
 defvjp(scatter_add, lambda g, ans, g_in, index, shape: getitem(g, index))
 
+
+def _wrapped_indices(indices: Any, n: int, mode: str) -> np.ndarray:
+    """`indices` as NumPy's take reads them under `mode`, for scattering back."""
+    indices = np.asarray(indices)
+    if mode == "wrap":
+        return indices % builtins.max(n, 1)
+    if mode == "clip":
+        return np.clip(indices, 0, n - 1)
+    return indices
+
+
+def _untake(g, indices, axis, shape):
+    # The transpose of take: each element of g is added where it was taken from.
+    if axis is None:
+        result = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=_dtype(g))
+        np.add.at(result, indices, g)
+        return result.reshape(shape)
+    result = np.zeros(shape, dtype=_dtype(g))
+    np.add.at(result, (slice(None),) * axis + (indices,), g)
+    return result
+
+
+def _take_rule(g, ans, a, indices, axis=None, mode="raise"):
+    if axis is not None:
+        axis = _axes(axis, _ndim(a))[0]
+    n = _shape(a)[axis] if axis is not None else int(np.prod(_shape(a), dtype=np.int64))
+    return untake(g, _wrapped_indices(indices, n, mode), axis, _shape(a))
+
+
+take = primitive(np.take)
+defvjp(take, _take_rule)
+untake = primitive(_untake)
+untake.__name__ = "untake"
+defvjp(untake, lambda g, ans, g_in, indices, axis, shape: take(g, indices, axis=axis))
+
+
+def _take_along_axis(arr, indices, axis=-1):
+    return np.take_along_axis(arr, indices, axis=axis)
+
+
+def _untake_along_axis(g, indices, axis, shape):
+    # The transpose of take_along_axis: scatter-add g back along `axis`. Axes where arr
+    # had size 1 and was broadcast against indices collect the sum over that axis.
+    if axis is None:
+        return _untake(g, indices, None, shape)
+    index = []
+    for d, n in enumerate(_shape(g)):
+        if d == axis:
+            index.append(indices)
+            continue
+        along = np.arange(n) if shape[d] == n else np.zeros(n, dtype=np.intp)
+        index.append(along.reshape((1,) * d + (n,) + (1,) * (len(shape) - d - 1)))
+    result = np.zeros(shape, dtype=_dtype(g))
+    np.add.at(result, tuple(index), g)
+    return result
+
+
+def _take_along_axis_rule(g, ans, arr, indices, axis=-1):
+    axis = None if axis is None else _axes(axis, _ndim(arr))[0]
+    return untake_along_axis(g, np.asarray(indices), axis, _shape(arr))
+
+
+take_along_axis = primitive(_take_along_axis)
+take_along_axis.__name__ = "take_along_axis"
+defvjp(take_along_axis, _take_along_axis_rule)
+untake_along_axis = primitive(_untake_along_axis)
+untake_along_axis.__name__ = "untake_along_axis"
+defvjp(
+    untake_along_axis,
+    lambda g, ans, g_in, indices, axis, shape: take_along_axis(g, indices, axis=axis),
+)
+
+
+def repeat(a, repeats, axis=None):
+    """Repeat each element of `a` (flattened when `axis` is None) `repeats` times: a take
+    of each source index repeated, so the gradient sums over the copies."""
+    n = int(np.prod(_shape(a), dtype=np.int64)) if axis is None else _shape(a)[axis]
+    return take(a, np.repeat(np.arange(n), repeats), axis=axis)
+
+
+def tile(A, reps):
+    """`A` repeated `reps` times along each axis, as a broadcast between reshapes."""
+    reps = tuple(np.atleast_1d(np.asarray(reps, dtype=np.int64)).tolist())
+    nd = builtins.max(_ndim(A), len(reps))
+    shape = (1,) * (nd - _ndim(A)) + tuple(_shape(A))
+    reps = (1,) * (nd - len(reps)) + reps
+    interleaved = [n for pair in zip((1,) * nd, shape) for n in pair]
+    tiled = [n for pair in zip(reps, shape) for n in pair]
+    result = broadcast_to(reshape(A, tuple(interleaved)), tuple(tiled))
+    return reshape(result, tuple(r * n for r, n in zip(reps, shape)))
+
+
+def _split_pieces(ary, indices_or_sections, axis, splitter):
+    axis = _axes(axis, _ndim(ary))[0]
+    positions = splitter(np.arange(_shape(ary)[axis]), indices_or_sections)
+    pieces = []
+    for p in positions:
+        start, stop = (int(p[0]), int(p[-1]) + 1) if len(p) else (0, 0)
+        pieces.append(ary[(slice(None),) * axis + (slice(start, stop),)])
+    return pieces
+
+
+def split(ary, indices_or_sections, axis=0):
+    """A list of sub-arrays of `ary` along `axis`, as `np.split` cuts them (each a slice)."""
+    return _split_pieces(ary, indices_or_sections, axis, np.split)
+
+
+def array_split(ary, indices_or_sections, axis=0):
+    """As `split`, but `indices_or_sections` need not divide the axis equally."""
+    return _split_pieces(ary, indices_or_sections, axis, np.array_split)
+
+
+def _atleast(x: Any, ndim: int) -> Any:
+    if _ndim(x) >= ndim:
+        return x
+    if ndim == 1:
+        return reshape(x, (1,))
+    return reshape(x, (1,) * (2 - _ndim(x)) + tuple(_shape(x)))
+
+
+def hstack(tup, *, dtype=None, casting="same_kind"):
+    """Join arrays column-wise (1-D arrays end to end), as `np.hstack`."""
+    if not _traced(tup):
+        return np.hstack(tup, dtype=dtype, casting=casting)
+    _refuse("hstack", dtype=dtype, casting=None if casting == "same_kind" else casting)
+    arrays = [_atleast(a, 1) for a in tup]
+    return concatenate(arrays, axis=0 if arrays and _ndim(arrays[0]) == 1 else 1)
+
+
+def vstack(tup, *, dtype=None, casting="same_kind"):
+    """Join arrays row-wise (1-D arrays become rows), as `np.vstack`."""
+    if not _traced(tup):
+        return np.vstack(tup, dtype=dtype, casting=casting)
+    _refuse("vstack", dtype=dtype, casting=None if casting == "same_kind" else casting)
+    return concatenate([_atleast(a, 2) for a in tup], axis=0)
+
+
+flip = primitive(np.flip)
+defvjp(flip, lambda g, ans, m, axis=None: flip(g, axis))
+
+
+def _negated(shift: Any) -> Any:
+    return tuple(-int(s) for s in shift) if isinstance(shift, (tuple, list)) else -shift
+
+
+roll = primitive(np.roll)
+defvjp(roll, lambda g, ans, a, shift, axis=None: roll(g, _negated(shift), axis))
+
+
+def _undiagonal(g, offset, axis1, axis2, shape):
+    # The transpose of diagonal: g written onto the diagonal of zeros of the input's shape.
+    result = np.zeros(shape, dtype=_dtype(g))
+    view = np.moveaxis(result, (axis1, axis2), (-2, -1))  # a writable view of result
+    k = _shape(g)[-1]
+    view[..., np.arange(k) + builtins.max(-offset, 0), np.arange(k) + builtins.max(offset, 0)] = g
+    return result
+
+
+diagonal = primitive(np.diagonal)
+undiagonal = primitive(_undiagonal)
+undiagonal.__name__ = "undiagonal"
+
+
+def _diagonal_rule(g, ans, a, offset=0, axis1=0, axis2=1):
+    axis1, axis2 = _axes((axis1, axis2), _ndim(a))
+    return undiagonal(g, offset, axis1, axis2, _shape(a))
+
+
+defvjp(diagonal, _diagonal_rule)
+defvjp(undiagonal, lambda g, ans, g_in, offset, axis1, axis2, shape:
+       diagonal(g, offset, axis1, axis2))
+
+# tril/triu of a 1-D array broadcast it to a square first: unbroadcast sums it back.
+tril = primitive(np.tril)
+defvjp(tril, lambda g, ans, m, k=0: unbroadcast(tril(g, k), m))
+
+triu = primitive(np.triu)
+defvjp(triu, lambda g, ans, m, k=0: unbroadcast(triu(g, k), m))
+
+
+def sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """`a` sorted along `axis` (flattened when None), as a gather by the stable argsort.
+
+    The gradient follows the elements: the cotangent of each sorted position goes to the
+    element that landed there. Equal elements keep their input order (the stable sort),
+    so among ties the first in the input receives the first sorted position's cotangent,
+    whatever `kind` says (the values are the same for every kind)."""
+    if not _traced(a):
+        return np.sort(a, axis, kind, order, **_given(stable=stable))
+    _refuse("sort", order=order)
+    if axis is None:
+        a, axis = ravel(a), -1
+    permutation = np.argsort(unbox(a), axis=axis, kind="stable")
+    return take_along_axis(a, permutation, axis=axis)
+
+
 # -------------------------------------------------------------- stable composites
 
 
@@ -709,6 +1083,7 @@ shape = nondifferentiable(np.shape)
 ndim = nondifferentiable(np.ndim)
 size = nondifferentiable(np.size)
 allclose = nondifferentiable(np.allclose)
+nonzero = nondifferentiable(np.nonzero)
 
 zeros = np.zeros
 ones = np.ones
@@ -754,6 +1129,12 @@ def asarray(a, dtype=None, order=None, *, device=None, copy=None, like=None):
     if dtype is not None and np.dtype(dtype) != _dtype(result):
         result = astype(result, dtype)
     return result
+
+
+def stop_gradient(x: Any) -> Any:
+    """`x` (a pytree of arrays) as constants: its value passes, no gradient flows back
+    through it, at any order of differentiation."""
+    return tree_map(unbox, x)
 
 
 # ------------------------------------------------------------------ Box operators
@@ -895,3 +1276,44 @@ def _transpose_method(self, *axes):
 
 Box.reshape = _reshape_method
 Box.transpose = _transpose_method
+
+# ndarray's reading methods; NumPy's in-place `sort` is refused. (`x.trace()` cannot be one:
+# Box.trace is the trace recording the box; write anp.trace(x).)
+
+
+def _prod_method(self, axis=None, dtype=None, out=None, keepdims=False, initial=None,
+                 where=None):
+    return prod(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, initial=initial,
+                where=where)
+
+
+def _clip_method(self, min=None, max=None, out=None):
+    return clip(self, min, max, out)
+
+
+def _sort_method(self, axis=-1, kind=None, order=None):
+    raise TypeError(
+        "autodiff: x.sort() sorts in place and traced arrays are immutable; "
+        "write x = anp.sort(x) instead"
+    )
+
+
+Box.prod = _prod_method
+Box.clip = _clip_method
+Box.sort = _sort_method
+Box.copy = lambda self, order="C": copy(self, order=order)
+Box.cumsum = lambda self, axis=None, dtype=None, out=None: cumsum(self, axis, dtype, out)
+Box.cumprod = lambda self, axis=None, dtype=None, out=None: cumprod(self, axis, dtype, out)
+Box.repeat = lambda self, repeats, axis=None: repeat(self, repeats, axis)
+Box.take = lambda self, indices, axis=None, out=None, mode="raise": take(
+    self, indices, axis=axis, out=out, mode=mode)
+Box.diagonal = lambda self, offset=0, axis1=0, axis2=1: diagonal(self, offset, axis1, axis2)
+Box.argsort = lambda self, axis=-1, kind=None, order=None: argsort(self, axis, kind, order)
+# Not anp.any/anp.all: those names would shadow the builtins throughout this module.
+Box.any = lambda self, *args, **kwargs: np.any(unbox(self), *args, **kwargs)
+Box.all = lambda self, *args, **kwargs: np.all(unbox(self), *args, **kwargs)
+Box.nonzero = lambda self: nonzero(self)
+Box.round = lambda self, decimals=0: round(self, decimals)
+
+# linalg's ops are built on the ones above, so it is imported last.
+from autodiff import linalg  # noqa: E402, F401  (anp.linalg)

@@ -32,19 +32,36 @@ def settings_by_keyword(op: Callable, rules: Any, args: list, params: dict, pare
         args, params = args[:data], {**extra, **params}
     accepted = _rule_keywords(rules)
     for name, value in params.items():
-        if name == "out" and value is not None:
-            raise TypeError(
-                f"autodiff: {op.__name__}(..., out=) would write a traced value into an "
-                f"array, losing its gradient; write `y = {op.__name__}(...)` instead"
-            )
-        if accepted is not None and name not in accepted and value is not None:
-            raise TypeError(
-                f"autodiff: {op.__name__} does not support {name}= on traced values; "
-                "leave it out (cast with .astype or select with anp.where instead)"
-            )
+        if value is not None and (name == "out" or (accepted is not None and name not in accepted)):
+            raise refusal(op.__name__, name)
     if accepted is not None:  # settings left at None are NumPy's defaults: drop them
         params = {name: value for name, value in params.items() if name in accepted}
     return args, params
+
+
+_ADVICE = {
+    "dtype": "cast with .astype instead",
+    "where": "select with anp.where instead",
+}
+
+
+def refusal(op_name: str, setting: str) -> TypeError:
+    """The one error for a setting given to `op_name` on traced values that it cannot
+    differentiate: `out=` would lose the gradient, the others have no rule."""
+    if setting == "out":
+        return TypeError(
+            f"autodiff: {op_name}(..., out=) would write a traced value into an array, "
+            f"losing its gradient; write `y = {op_name}(...)` instead"
+        )
+    advice = _ADVICE.get(setting, "leave it out")
+    return TypeError(f"autodiff: {op_name} does not support {setting}= on traced values; {advice}")
+
+
+def refuse_given(op_name: str, **settings: Any) -> None:
+    """Refuse, on traced values, each of `settings` given as something other than None."""
+    for setting, value in settings.items():
+        if value is not None:
+            raise refusal(op_name, setting)
 
 
 @functools.cache
