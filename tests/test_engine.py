@@ -7,6 +7,7 @@ from collections import namedtuple
 
 import numpy as np
 import pytest
+from rule_spies import spy_on_every_rule
 
 import autodiff.numpy as anp
 from autodiff import (
@@ -353,38 +354,8 @@ def test_check_grads_catches_a_wrong_rule():
 # --------------------------------------------------------------- dtypes, stability
 
 
-def _spy_on_every_rule(monkeypatch) -> list:
-    """Wrap every rule of every autodiff.numpy op so that it records (op, dtype of the
-    incoming cotangent, dtype of the cotangent it returns)."""
-    seen = []
-
-    def spy(name, rule):
-        def spying(g, ans, *args, **params):
-            result = rule(g, ans, *args, **params)
-            seen.append((name, anp.unbox(g).dtype, np.result_type(anp.unbox(result))))
-            return result
-        return spying
-
-    def spy_argnum(name, rule):
-        def spying(argnum, g, ans, *args, **params):
-            result = rule(argnum, g, ans, *args, **params)
-            seen.append((name, anp.unbox(g).dtype, np.result_type(anp.unbox(result))))
-            return result
-        return spying
-
-    ops = {id(op): op for op in vars(anp).values() if getattr(op, "vjp_rules", None)}
-    for op in ops.values():
-        rules = op.vjp_rules
-        if type(rules) is tuple:
-            wrapped = tuple(None if r is None else spy(op.__name__, r) for r in rules)
-        else:
-            wrapped = spy_argnum(op.__name__, rules)
-        monkeypatch.setattr(op, "vjp_rules", wrapped)
-    return seen
-
-
 def test_float32_stays_float32_in_both_passes(monkeypatch):
-    seen = _spy_on_every_rule(monkeypatch)
+    seen = spy_on_every_rule(monkeypatch)
     w = rng.standard_normal((5, 3)).astype(np.float32)
     x = rng.standard_normal((4, 5)).astype(np.float32)
 

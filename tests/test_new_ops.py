@@ -1,11 +1,12 @@
 """What the op table cannot show for the less common ops: zeros in products, ties in sort,
-norms at 0, refused settings, float32 in both passes, the Box methods,
+norms at 0, refused settings, float32 in both passes for every op, the Box methods,
 stop_gradient, and the helper ops that only serve as transposes in rules."""
 
 
 import numpy as np
 import pytest
-from test_ops import BINARY, ELEMENTWISE, REDUCTIONS, STRUCTURAL, _structural_args
+from rule_spies import every_op, spy_on_every_rule
+from test_ops import BINARY, ELEMENTWISE, REDUCTIONS, SPECIAL, STRUCTURAL, _structural_args
 
 import autodiff.numpy as anp
 from autodiff import check_grads, grad, hessian, tree_leaves
@@ -216,26 +217,48 @@ def _call_of(op):
     return call
 
 
-NEW_ROWS = [op for op in ELEMENTWISE + BINARY + REDUCTIONS
-            if op.name in {"log2", "log10", "sinh", "cosh", "tan", "arctan", "copy", "arctan2",
-                           "logaddexp", "prod"}] + STRUCTURAL
+def _float32_cases() -> list:
+    """(name, function, float32 arguments) for every row of the op table and of SPECIAL."""
+    cases = []
+    for op in ELEMENTWISE + BINARY + REDUCTIONS + STRUCTURAL:
+        if op.kind == "structural":
+            args = _structural_args(op, 0, np.float32)
+        else:
+            rng = np.random.default_rng(0)
+            args = tuple(rng.uniform(op.low, op.high, (2, 3)).astype(np.float32)
+                         for _ in range(op.arity))
+        call = _call_of(op)
+        if op.name == "astype":  # the row casts to float64; here the cast keeps float32
+            call = lambda x: anp.astype(x, np.float32)  # noqa: E731
+        cases.append((op.name, call, args))
+    for name, rows in SPECIAL.items():
+        # These rows make float64 on purpose: unbroadcast to a float64 argument, asarray
+        # with dtype=float64, array with a Python float in the list (as np.array does).
+        if name in ("unbroadcast", "asarray", "array"):
+            continue
+        for call, _, args in rows:
+            cases.append((name, lambda *a, call=call: call(anp, *a),
+                          tuple(np.asarray(a, np.float32) for a in args)))
+    for gather, scatter, shape in TRANSPOSE_CASES:
+        g = np.ones(np.shape(gather(np.ones(shape))), np.float32)
+        cases.append(("transpose of a gather", scatter, (g,)))
+    return cases
 
 
-@pytest.mark.parametrize("index", range(len(NEW_ROWS)),
-                         ids=[f"{op.name}-{i}" for i, op in enumerate(NEW_ROWS)])
-def test_float32_stays_float32_in_both_passes(index):
-    op = NEW_ROWS[index]
-    if op.kind == "structural":
-        args = _structural_args(op, 0, np.float32)
-    else:
-        rng = np.random.default_rng(0)
-        args = tuple(rng.uniform(op.low, op.high, (2, 3)).astype(np.float32)
-                     for _ in range(op.arity))
-    fun = _call_of(op)
-    for level in (fun, _sum_of_cotangents(fun)):
-        outs, cotangents = _raw_vjp(level, args)
-        assert all(np.asarray(out).dtype == np.float32 for out in outs), op.name
-        assert all(np.asarray(c).dtype == np.float32 for c in cotangents), op.name
+def test_float32_stays_float32_in_both_passes_for_every_op(monkeypatch):
+    """Every cotangent on the tape, into and out of every rule, at first and second order,
+    is float32 for float32 inputs; and every op with rules has had its rules run."""
+    seen = spy_on_every_rule(monkeypatch)
+    for name, fun, args in _float32_cases():
+        for level in (fun, _sum_of_cotangents(fun)):
+            outs, cotangents = _raw_vjp(level, args)
+            assert all(np.asarray(out).dtype == np.float32 for out in outs), name
+            assert all(np.asarray(c).dtype == np.float32 for c in cotangents), name
+    wrong = {(name, str(g), str(out)) for name, g, out in seen
+             if g != np.float32 or out != np.float32}
+    assert wrong == set(), "cotangents left float32"
+    ran = {name for name, _, _ in seen}
+    assert {op.__name__ for op in every_op().values()} - ran == set(), "rules never spied on"
 
 
 # ----------------------------------------------------------------- Box methods
