@@ -16,16 +16,9 @@ with `primitive` and given rules with `defvjp`.
 
 from autodiff.check import check_grads
 from autodiff.core import Box, defvjp, defvjp_argnum, nondifferentiable, primitive
-from autodiff.transforms import (
-    checkpoint,
-    grad,
-    hessian,
-    hvp,
-    jacobian,
-    jvp,
-    value_and_grad,
-    vjp,
-)
+from autodiff.forward import hvp, jvp
+from autodiff.remat import checkpoint
+from autodiff.transforms import grad, hessian, jacobian, value_and_grad, vjp
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 __all__ = [

@@ -1,15 +1,15 @@
-"""Function transforms: vjp, grad, value_and_grad, jacobian, hessian, jvp, hvp, checkpoint.
+"""Reverse-mode transforms: vjp, grad, value_and_grad, jacobian, hessian.
 
 Each transform boxes the leaves of the differentiated arguments in a fresh `Trace`, runs
 the function, and sweeps the tape backwards. Arguments and results are pytrees; the
 gradient of an argument always has that argument's structure, shapes and dtypes, with
 zeros for leaves the output does not depend on. Transforms nest: the inner one's
-backward pass is recorded by the outer one's trace.
+backward pass is recorded by the outer one's trace. Forward mode (jvp, hvp) is in
+`autodiff.forward`, built on these; checkpoint is in `autodiff.remat`.
 """
 
 from __future__ import annotations
 
-import functools
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from autodiff import numpy as anp
-from autodiff.core import Box, Trace, backward, defvjp_argnum, dtype_of, primitive, value_at
+from autodiff.core import Box, Trace, backward, dtype_of, value_at
 from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 
@@ -344,139 +344,3 @@ def _stack_rows(rows: list, out_shape: tuple, chosen_args: list) -> tuple:
 def hessian(fun: Callable, argnums: int = 0) -> Callable:
     """The Hessian of scalar-valued `fun`: the Jacobian of its gradient."""
     return jacobian(grad(fun, argnums), argnums)
-
-
-# ------------------------------------------------ forward mode and rematerialisation
-
-
-def _check_tangents(primals: tuple, tangents: tuple, name: str) -> None:
-    p_leaves, p_def = tree_flatten(primals)
-    t_leaves, t_def = tree_flatten(tangents)
-    if p_def != t_def:
-        raise ValueError(f"{name}: tangents have structure {t_def!r}, primals {p_def!r}")
-    for p, t in zip(p_leaves, t_leaves):
-        if np.shape(anp.unbox(p)) != np.shape(anp.unbox(t)):
-            raise ValueError(
-                f"{name}: a tangent of shape {np.shape(anp.unbox(t))} for a primal of shape "
-                f"{np.shape(anp.unbox(p))}; each tangent must have its primal's shape"
-            )
-
-
-def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
-    """Forward mode: `(fun(*primals), J tangents)`, as `jax.jvp`.
-
-    `primals` and `tangents` are tuples (or lists) of the same structure, one entry per
-    argument of `fun`. Built from two reverse passes: `u -> J^T u` (the vjp) is linear in
-    `u`, so its own vjp, taken at any `u` (zeros here) with cotangent `tangents`, is
-    `J tangents`. Costs about three times `fun`'s evaluation; nests with the other transforms.
-    """
-    primals, tangents = tuple(primals), tuple(tangents)
-    _check_tangents(primals, tangents, "jvp")
-    out, vjp_fn = vjp(fun, *primals)
-    zeros = tree_map(_zeros_like, out)
-    _, transpose_fn = vjp(vjp_fn, zeros)
-    (tangents_out,) = transpose_fn(tangents)
-    return out, tangents_out
-
-
-def hvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
-    """The Hessian-vector product of scalar-valued `fun`, without forming the Hessian.
-
-    The derivative of `grad(fun)` (with respect to argument 0) along `tangents`, which is
-    what JAX writes as `jvp(grad(fun), primals, tangents)[1]`; it has the structure of
-    `primals[0]`. Computed reverse-over-reverse: by the symmetry of the Hessian it is the
-    gradient with respect to argument 0 of `sum_j <grad_j fun, tangents[j]>`.
-    """
-    primals, tangents = tuple(primals), tuple(tangents)
-    _check_tangents(primals, tangents, "hvp")
-    every = tuple(range(len(primals)))
-
-    def along_tangents(*args: Any) -> Any:
-        grads = grad(fun, argnums=every)(*args)
-        total = 0.0
-        for g, t in zip(tree_flatten(grads)[0], tree_flatten(tangents)[0]):
-            total = total + anp.sum(g * t)
-        return total
-
-    return grad(along_tangents, argnums=0)(*primals)
-
-
-def checkpoint(fun: Callable) -> Callable:
-    """`fun`, but differentiating through it keeps none of its intermediate values.
-
-    Under a transform, the checkpointed function runs `fun` on plain values and records a
-    single tape entry; the backward pass runs `fun` again, traced, to get its vjp. So the
-    tape holds `fun`'s arguments and results only, at the cost of a second forward pass;
-    gradients are the same as `fun`'s, to every order. Arguments and results may be
-    pytrees. Only the arguments are differentiated through: `fun` must not use a traced
-    value it closes over (that raises a TypeError).
-    """
-
-    @functools.wraps(fun)
-    def checkpointed(*args: Any, **kwargs: Any) -> Any:
-        leaves, treedef = tree_flatten(args)
-        traced = [k for k, leaf in enumerate(leaves) if type(leaf) is Box]
-        if not traced:
-            return fun(*args, **kwargs)
-
-        def call(*values: Any) -> Any:
-            full = list(leaves)
-            for k, value in zip(traced, values):
-                full[k] = value
-            return fun(*tree_unflatten(treedef, full), **kwargs)
-
-        out_def: list = []  # the output structure, found by the first run
-
-        def run(*values: Any) -> Any:  # the primitive's NumPy function: plain values only
-            out_leaves, structure = tree_flatten(call(*values))
-            if any(type(leaf) is Box for leaf in out_leaves):
-                raise TypeError(
-                    f"checkpoint({getattr(fun, '__name__', 'fun')}): the function uses a "
-                    "traced value it closes over; pass that value as an argument instead"
-                )
-            out_def[:] = [structure, [(np.shape(leaf), _leaf_dtype(leaf)) for leaf in out_leaves]]
-            return _packed(out_leaves, np)
-
-        # One recomputation serves every argument of a tape entry: its cotangents wait
-        # here, keyed by (g, *values), each dropped once handed out, so none outlive the sweep.
-        cache: list = [(), []]
-
-        def rule(argnum: int, g: Any, ans: Any, *values: Any) -> Any:
-            key, cotangents = cache
-            fresh = len(key) == len(values) + 1 and all(a is b for a, b in zip(key, (g, *values)))
-            if not fresh or cotangents[argnum] is None:
-                _, vjp_fn = vjp(lambda *v: _packed(tree_flatten(call(*v))[0], anp), *values)
-                cotangents = list(vjp_fn(g))
-                cache[:] = [(g, *values), cotangents]
-            result, cotangents[argnum] = cotangents[argnum], None
-            if all(c is None for c in cotangents):
-                cache[:] = [(), []]
-            return result
-
-        op = primitive(run)
-        op.__name__ = f"checkpoint({getattr(fun, '__name__', 'fun')})"
-        defvjp_argnum(op, rule)
-        packed = op(*[leaves[k] for k in traced])
-        return _unpacked(packed, *out_def)
-
-    return checkpointed
-
-
-def _packed(leaves: list, module: Any) -> Any:
-    """One array from the output leaves: the leaf itself, or all raveled and joined."""
-    if len(leaves) == 1:
-        return leaves[0]
-    return module.concatenate([module.ravel(leaf) for leaf in leaves])
-
-
-def _unpacked(packed: Any, structure: Any, leaf_types: list) -> Any:
-    """The output pytree back from `_packed`, from each leaf's (shape, dtype)."""
-    if len(leaf_types) == 1:
-        return tree_unflatten(structure, [packed])
-    leaves, start = [], 0
-    for shape, dtype in leaf_types:
-        size = int(np.prod(shape, dtype=np.int64))
-        leaf = anp.reshape(packed[start:start + size], shape)
-        leaves.append(leaf if _leaf_dtype(leaf) == dtype else anp.astype(leaf, dtype))
-        start += size
-    return tree_unflatten(structure, leaves)
