@@ -36,6 +36,7 @@ class Row:
     draw: Callable
     requires: str = ""  # names in autodiff.numpy, separated by spaces
     supported: Callable[[], bool] = lambda: True  # a probe, for features of existing ops
+    weight: int = 1  # examples drawn, in multiples of the test's default
 
     def available(self) -> bool:
         return all(_has(anp, name) for name in self.requires.split()) and self.supported()

@@ -119,7 +119,7 @@ def _well_conditioned(ops, x):
 
 LINEAR_ALGEBRA = [
     Row("matmul", _matmul_apply, _matmul_draw),
-    Row("einsum", _einsum_apply, _einsum_draw),
+    Row("einsum", _einsum_apply, _einsum_draw, weight=2),
     Row("einsum 3 operands", _einsum_apply, lambda ctx, a: _einsum_draw(ctx, a, operands=2),
         supported=lambda: _einsum_accepts("i,ij,j->", (2,), (2, 3), (3,))),
     Row("einsum ...", _einsum_apply, _einsum_ellipsis_draw,
@@ -144,9 +144,11 @@ LINEAR_ALGEBRA = [
 
 def _transpose_draw(ctx, a):
     ndim = ctx.value(a).ndim
-    form = ctx.draw(st.sampled_from(["function", "method", "T", "none"]))
+    form = ctx.draw(st.sampled_from(["function", "method", "function", "method", "T", "none"]))
     if form in ("T", "none"):
         return (a,), {"form": form, "axes": None}
+    if ndim < 2:
+        return None
     axes = ctx.draw(st.permutations(range(ndim)))
     if ctx.allowed("transpose-negative-axes"):
         axes = [i - ndim * ctx.draw(st.booleans()) for i in axes]
@@ -251,8 +253,8 @@ def _axis_row(name, extra=lambda ctx, x: {}, check=lambda x, axis: True):
 
 
 SHAPES = [
-    Row("transpose", _transpose_apply, _transpose_draw),
-    Row("reshape", _reshape_apply, _reshape_draw),
+    Row("transpose", _transpose_apply, _transpose_draw, weight=4),
+    Row("reshape", _reshape_apply, _reshape_draw, weight=2),
     Row("axes", _axes_apply, _axes_draw),
     Row("broadcast_to", lambda ops, x, shape: ops.m.broadcast_to(x, shape), _broadcast_draw),
     Row("pad", lambda ops, x, widths: ops.m.pad(x, widths), _pad_draw),
@@ -294,7 +296,7 @@ def _sequence_part(ctx, n, length):
 
 def _index_draw(ctx, a):
     shape = ctx.value(a).shape
-    kind = ctx.draw(st.sampled_from(["basic", "advanced", "mask"]))
+    kind = ctx.draw(st.sampled_from(["basic", "advanced", "advanced", "mask"]))
     parts: list = []
     start = 0
     if kind == "mask" and shape:
@@ -375,7 +377,7 @@ def _join_apply(ops, *arrays, which, axis):
 
 
 INDEXING = [
-    Row("index", _index_apply, _index_draw),
+    Row("index", _index_apply, _index_draw, weight=5),
     Row("take", _take_apply, _take_draw, requires="take take_along_axis"),
-    Row("join", _join_apply, _join_draw),
+    Row("join", _join_apply, _join_draw, weight=2),
 ]

@@ -46,6 +46,7 @@ ROWS = [row for row in ELEMENTWISE + BINARY + REDUCTIONS + LINEAR_ALGEBRA + SHAP
         if row.available()]
 BY_NAME = {row.name: row for row in ROWS}
 RTOL, ATOL = 1e-9, 1e-10
+EXAMPLES_PER_ROW = 6
 HESSIAN_SIZE = 12  # inputs up to this many elements in all also get their Hessian
 
 
@@ -116,11 +117,16 @@ def check_against_jax(program, inputs):
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row.name)
-@settings(max_examples=6)
-@given(data=st.data())
-def test_each_op_against_jax(row, data):
-    program, inputs = data.draw(programs(ROWS, required=row, max_steps=2, broken=KNOWN_BROKEN))
-    check_against_jax(program, inputs)
+def test_each_op_against_jax(row):
+    # Rows with many forms (index expressions, joins) get more examples.
+    @settings(max_examples=EXAMPLES_PER_ROW * row.weight)
+    @given(data=st.data())
+    def check(data):
+        program, inputs = data.draw(programs(ROWS, required=row, max_steps=2,
+                                             broken=KNOWN_BROKEN))
+        check_against_jax(program, inputs)
+
+    check()
 
 
 @settings(max_examples=40)
