@@ -201,9 +201,8 @@ def _reshape_apply(ops, x, form, shape, order):
     return ops.m.reshape(x, shape, **kw)
 
 
-def _axes_draw(ctx, a):
+def _axes_draw(ctx, a, which):
     ndim = ctx.value(a).ndim
-    which = ctx.draw(st.sampled_from(["moveaxis", "swapaxes", "expand_dims", "squeeze"]))
     if which == "expand_dims":
         return (a,), {"which": which, "args": (ctx.draw(st.integers(-ndim - 1, ndim)),)}
     if which == "squeeze":
@@ -218,6 +217,10 @@ def _axes_draw(ctx, a):
 
 def _axes_apply(ops, x, which, args):
     return getattr(ops.m, which)(x, *args)
+
+
+def _axes_row(which):
+    return Row(which, _axes_apply, lambda ctx, a: _axes_draw(ctx, a, which))
 
 
 def _broadcast_draw(ctx, a):
@@ -255,7 +258,8 @@ def _axis_row(name, extra=lambda ctx, x: {}, check=lambda x, axis: True):
 SHAPES = [
     Row("transpose", _transpose_apply, _transpose_draw, weight=4),
     Row("reshape", _reshape_apply, _reshape_draw, weight=2),
-    Row("axes", _axes_apply, _axes_draw),
+    _axes_row("moveaxis"), _axes_row("swapaxes"), _axes_row("expand_dims"),
+    _axes_row("squeeze"),
     Row("broadcast_to", lambda ops, x, shape: ops.m.broadcast_to(x, shape), _broadcast_draw),
     Row("pad", lambda ops, x, widths: ops.m.pad(x, widths), _pad_draw),
     _axis_row("flip"),
