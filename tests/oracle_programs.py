@@ -126,19 +126,14 @@ def run(program: Program, ops: Any, inputs: Sequence[Any], rows: dict) -> Any:
 
 
 class Context:
-    """What a row's `draw` sees: hypothesis draws, concrete values, new inputs, features."""
+    """What a row's `draw` sees: hypothesis draws, concrete values, new inputs."""
 
-    def __init__(self, draw: Callable, rng: np.random.Generator, broken: frozenset) -> None:
+    def __init__(self, draw: Callable, rng: np.random.Generator) -> None:
         self.draw = draw
         self.rng = rng
-        self.broken = broken
         self.nodes: list[Node] = []
         self.values: list[np.ndarray] = []
         self.shapes: list[tuple] = []
-
-    def allowed(self, feature: str) -> bool:
-        """Whether programs may use `feature` (one of the known-broken ones, or not)."""
-        return feature not in self.broken
 
     def new(self, shape: tuple) -> int:
         """Add an input of `shape` (standard normal values); returns its node index."""
@@ -183,11 +178,10 @@ input_shapes = st.sampled_from([0, 1, 2, 2, 3, 3]).flatmap(
 
 
 @st.composite
-def programs(draw, rows: Sequence[Any], required: Any = None, max_steps: int = 3,
-             broken: frozenset = frozenset()) -> Program:
+def programs(draw, rows: Sequence[Any], required: Any = None, max_steps: int = 3) -> Program:
     """A program of 1..max_steps calls of `rows` (`required` among them, if given)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    ctx = Context(draw, rng, broken)
+    ctx = Context(draw, rng)
     ctx.new(draw(input_shapes))
     steps = draw(st.integers(1, max_steps))
     required_at = draw(st.integers(0, steps - 1)) if required is not None else -1

@@ -11,9 +11,6 @@ maximum, minimum), so exact ties are drawn on purpose (from copies of one value)
 ties are refused: summation order may break a near tie differently in each engine.
 Elsewhere the conventions differ at the kink (abs at 0, clip at a bound): those points
 are refused.
-
-Features named in `ctx.allowed(...)` can be switched off by the test module's
-KNOWN_BROKEN set.
 """
 
 from __future__ import annotations
@@ -98,7 +95,7 @@ def _exp_safe(x):
 
 def _astype_draw(ctx, a):
     x = ctx.value(a)
-    if ctx.allowed("astype-int") and ctx.draw(st.booleans()):
+    if ctx.draw(st.booleans()):
         return ((a,), {"dtype": "int64"}) if _away(x - np.round(x) - 0.5) else None
     return (a,), {"dtype": "float64"}
 
@@ -115,7 +112,7 @@ ELEMENTWISE = [
     _unary("abs", check=lambda x: _away(x)), _unary("sin"), _unary("cos"), _unary("tanh"),
     _unary("log2", _positive), _unary("log10", _positive), _unary("sinh", check=_exp_safe),
     _unary("cosh", check=_exp_safe), _unary("tan", check=lambda x: np.all(np.abs(x) < 1.2)),
-    _unary("arctan"),
+    _unary("arctan"), _unary("copy"),
     Row("astype", _astype_apply, _astype_draw),
 ]
 
@@ -180,7 +177,7 @@ BINARY = [
 
 def _clip_draw(ctx, a):
     x = ctx.value(a)
-    if ctx.allowed("clip-traced-bounds") and ctx.draw(st.booleans()):
+    if ctx.draw(st.booleans()):
         lo, span = _partner(ctx, a), _partner(ctx, a)
         low, high = ctx.value(lo), ctx.value(lo) + ctx.value(span) ** 2 + 0.5
         return ((a, lo, span), {}) if _away(x - low, x - high) else None
@@ -208,7 +205,7 @@ def _axis(ctx, ndim, single=False):
         return None
     if kind == "one":
         axis = ctx.draw(st.integers(-ndim, ndim - 1))
-        if ctx.allowed("numpy-int-axis") and ctx.draw(st.booleans()):
+        if ctx.draw(st.booleans()):
             return np.int64(axis)
         return axis
     axes = ctx.draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True))

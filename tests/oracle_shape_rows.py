@@ -11,7 +11,7 @@ import string
 
 import numpy as np
 from hypothesis import strategies as st
-from oracle_rows import Row, _partner
+from oracle_rows import Row, _away, _no_near_ties, _partner
 
 import autodiff.numpy as anp
 
@@ -68,7 +68,7 @@ def _einsum_draw(ctx, a, operands=1):
         b_shape = []
         for c in theirs:
             size = sizes.setdefault(c, ctx.draw(st.integers(1, 3)))
-            if c in mine and ctx.allowed("einsum-size-1-broadcast") and ctx.draw(st.booleans()):
+            if c in mine and ctx.draw(st.booleans()):
                 size = 1  # NumPy and JAX broadcast a size-1 axis against its label's size
             b_shape.append(size)
         specs.append(theirs)
@@ -98,18 +98,57 @@ def _einsum_apply(ops, *operands, spec):
     return ops.m.einsum(spec, *operands)
 
 
-def _square_draw(ctx, a):
+def _matrix_draw(ctx, a):
+    # Any (stack of) matrices: the rows make it square and well conditioned themselves.
+    return ((a,), {}) if ctx.value(a).ndim >= 2 else None
+
+
+def _tensordot_draw(ctx, a):
+    """`a` against a new operand whose leading axes match some of `a`'s, as an int (the
+    last axes of `a`) or as pairs of axes in any order."""
     shape = ctx.value(a).shape
-    if len(shape) < 2 or shape[-1] != shape[-2]:
+    if ctx.draw(st.booleans()):
+        k = ctx.draw(st.integers(0, min(len(shape), 2)))
+        fresh = tuple(ctx.draw(st.lists(st.integers(1, 3), max_size=1)))
+        return (a, ctx.new(shape[len(shape) - k:] + fresh)), {"axes": k}
+    mine = ctx.draw(st.permutations(range(len(shape))))[:ctx.draw(st.integers(0, len(shape)))]
+    theirs = ctx.draw(st.permutations(range(len(mine))))
+    b_shape = [0] * len(mine)
+    for i, j in zip(mine, theirs):
+        b_shape[j] = shape[i]
+    axes = ([i - len(shape) * ctx.draw(st.booleans()) for i in mine], list(theirs))
+    return (a, ctx.new(tuple(b_shape))), {"axes": axes}
+
+
+def _norm_draw(ctx, a):
+    """A vector norm along one axis or a matrix norm over two, away from their kinks: the
+    norm at 0, ties of the largest (smallest) |x|, zeros of x for ord 1."""
+    x = ctx.value(a)
+    if x.ndim == 0:
         return None
-    return (a,), {}
+    if x.ndim >= 2 and ctx.draw(st.booleans()):
+        axis = tuple(ctx.draw(st.permutations(range(x.ndim)))[:2])
+        ord = ctx.draw(st.sampled_from([None, "fro", 1, -1, np.inf, -np.inf]))
+        sums = np.sum(np.abs(x), axis=axis[0] if ord in (1, -1) else axis[1], keepdims=True)
+        ok = _away(x) and _no_near_ties(sums, axis) if ord not in (None, "fro") else True
+    else:
+        axis = ctx.draw(st.integers(-x.ndim, x.ndim - 1))
+        ord = ctx.draw(st.sampled_from([None, 1, 2, 3, 2.5, np.inf, -np.inf]))
+        ok = _away(x) and (ord not in (np.inf, -np.inf) or _no_near_ties(np.abs(x), axis))
+    if not ok or not np.all(np.linalg.norm(x, axis=axis) > 0.1):
+        return None
+    return (a,), {"ord": ord, "axis": axis, "keepdims": ctx.draw(st.booleans())}
+
+
+def _norm_apply(ops, x, ord, axis, keepdims):
+    return ops.m.linalg.norm(x, ord, axis, keepdims)
 
 
 def _linalg(name, make=lambda ops, x: x):
     def apply(ops, x):
         return getattr(ops.m.linalg, name)(make(ops, x))
 
-    return Row(f"linalg.{name}", apply, _square_draw, requires=f"linalg.{name}")
+    return Row(f"linalg.{name}", apply, _matrix_draw, requires=f"linalg.{name}")
 
 
 def _well_conditioned(ops, x):
@@ -126,16 +165,19 @@ LINEAR_ALGEBRA = [
         supported=lambda: _einsum_accepts("...i,ij->...j", (2, 2), (2, 3))),
     _linalg("inv", _well_conditioned), _linalg("det", _well_conditioned),
     Row("linalg.slogdet", lambda ops, x: ops.m.linalg.slogdet(_well_conditioned(ops, x))[1],
-        _square_draw, requires="linalg.slogdet"),
+        _matrix_draw, requires="linalg.slogdet"),
     Row("linalg.norm", lambda ops, x: ops.m.linalg.norm(x), lambda ctx, a: (
         (a,), {}) if np.any(np.abs(ctx.value(a)) > 0.1) else None, requires="linalg.norm"),
     Row("linalg.solve", lambda ops, x, y: ops.m.linalg.solve(_well_conditioned(ops, x), y),
-        lambda ctx, a: ((a, ctx.new(ctx.value(a).shape)), {}) if _square_draw(ctx, a) else None,
+        lambda ctx, a: ((a, ctx.new(ctx.value(a).shape)), {}) if _matrix_draw(ctx, a) else None,
         requires="linalg.solve"),
     Row("trace", lambda ops, x: ops.m.trace(x), lambda ctx, a: (
         (a,), {}) if ctx.value(a).ndim >= 2 else None, requires="trace"),
     Row("outer", lambda ops, x, y: ops.m.outer(x, y), lambda ctx, a: (
         (a, _partner(ctx, a)), {}), requires="outer"),
+    Row("tensordot", lambda ops, x, y, axes: ops.m.tensordot(x, y, axes), _tensordot_draw,
+        requires="tensordot"),
+    Row("linalg.norm ord", _norm_apply, _norm_draw, requires="linalg.norm", weight=2),
 ]
 
 
@@ -149,9 +191,7 @@ def _transpose_draw(ctx, a):
         return (a,), {"form": form, "axes": None}
     if ndim < 2:
         return None
-    axes = ctx.draw(st.permutations(range(ndim)))
-    if ctx.allowed("transpose-negative-axes"):
-        axes = [i - ndim * ctx.draw(st.booleans()) for i in axes]
+    axes = [i - ndim * ctx.draw(st.booleans()) for i in ctx.draw(st.permutations(range(ndim)))]
     return (a,), {"form": form, "axes": tuple(axes)}
 
 
@@ -182,7 +222,7 @@ def _factor(ctx, size):
 
 def _order(ctx):
     # None: the keyword left out (the default, C order)
-    return ctx.draw(st.sampled_from(["C", "F", None])) if ctx.allowed("order-F") else None
+    return ctx.draw(st.sampled_from(["C", "F", None]))
 
 
 def _reshape_draw(ctx, a):
@@ -291,8 +331,7 @@ def _basic_part(ctx, n):
 def _sequence_part(ctx, n, length):
     """Positions along an axis of size n, with repeats and negatives, in one of the forms."""
     positions = [ctx.draw(st.integers(-n, n - 1)) for _ in range(length)]
-    forms = ["array", "list"] + (["tuple"] if ctx.allowed("index-tuple") else [])
-    form = ctx.draw(st.sampled_from(forms))
+    form = ctx.draw(st.sampled_from(["array", "list", "tuple"]))
     if form == "array":
         return np.array(positions)
     return list(positions) if form == "list" else tuple(positions)
@@ -310,11 +349,12 @@ def _index_draw(ctx, a):
         parts.append(mask)
         start = k
     length = ctx.draw(st.integers(1, 4))
+    first = len(parts)  # a mask is one part for several axes: the Ellipsis goes after it
     for n in shape[start:]:
         advanced = kind == "advanced" and ctx.draw(st.booleans())
         parts.append(_sequence_part(ctx, n, length) if advanced else _basic_part(ctx, n))
     if parts and ctx.draw(st.booleans()):  # an Ellipsis in place of a run of full slices
-        lo = ctx.draw(st.integers(start, len(parts)))
+        lo = ctx.draw(st.integers(first, len(parts)))
         hi = ctx.draw(st.integers(lo, len(parts)))
         parts[lo:hi] = [Ellipsis]
     for _ in range(ctx.draw(st.integers(0, 2))):
@@ -357,7 +397,7 @@ def _join_draw(ctx, a):
     if which == "stack":
         axis = ctx.draw(st.integers(-len(shape) - 1, len(shape)))
         return (a, ctx.new(shape), a), {"which": which, "axis": axis}
-    if which == "concatenate" and ctx.allowed("concatenate-axis-none") and ctx.draw(st.booleans()):
+    if which == "concatenate" and ctx.draw(st.booleans()):
         return (a, ctx.new(ctx.draw(st.lists(st.integers(1, 3), max_size=2)))), {
             "which": which, "axis": None}
     if not shape:

@@ -29,19 +29,6 @@ jax = pytest.importorskip("jax", reason="the JAX oracle needs jax (pip install '
 JAX = jax_ops()
 jnp = JAX.m
 
-# Classes of programs the engine gets wrong today; the rows leave them out while this set
-# names them. Each was seen to fail with it removed.
-KNOWN_BROKEN = frozenset({
-    "index-tuple",  # a tuple inside an index is read as basic indexing: repeats not summed
-    "transpose-negative-axes",  # the rule inverts the permutation without normalizing
-    "order-F",  # reshape and ravel rules ignore order="F"
-    "clip-traced-bounds",  # no gradient for traced bounds; broadcasting bounds fail
-    "astype-int",  # a cast to an integer type passes the gradient on
-    "einsum-size-1-broadcast",  # a size-1 axis broadcast against its label fails backward
-    "concatenate-axis-none",  # the rule slices along an axis that does not exist
-    "numpy-int-axis",  # reductions take `axis=np.int64(1)` forward, fail backward
-})
-
 ROWS = [row for row in ELEMENTWISE + BINARY + REDUCTIONS + LINEAR_ALGEBRA + SHAPES + INDEXING
         if row.available()]
 BY_NAME = {row.name: row for row in ROWS}
@@ -122,8 +109,7 @@ def test_each_op_against_jax(row):
     @settings(max_examples=EXAMPLES_PER_ROW * row.weight)
     @given(data=st.data())
     def check(data):
-        program, inputs = data.draw(programs(ROWS, required=row, max_steps=2,
-                                             broken=KNOWN_BROKEN))
+        program, inputs = data.draw(programs(ROWS, required=row, max_steps=2))
         check_against_jax(program, inputs)
 
     check()
@@ -132,5 +118,5 @@ def test_each_op_against_jax(row):
 @settings(max_examples=40)
 @given(data=st.data())
 def test_random_programs_against_jax(data):
-    program, inputs = data.draw(programs(ROWS, max_steps=5, broken=KNOWN_BROKEN))
+    program, inputs = data.draw(programs(ROWS, max_steps=5))
     check_against_jax(program, inputs)
