@@ -13,6 +13,7 @@ in the one-element list `op.rules_of`.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections.abc import Callable
@@ -62,7 +63,7 @@ def _transposed(c: Any) -> Any:
     return anp.reshape(anp.transpose(c), anp.shape(c))
 
 
-def _first_extremum(g, ans, x, axis=None, keepdims=False, **_):
+def _first_extremum(g, ans, x, axis=None, keepdims=False):
     # The whole cotangent to the first of tied extrema (flat order within each slice).
     import autodiff.numpy as anp
 
@@ -98,20 +99,23 @@ def _first_wins(mine: int) -> Callable:
 
 
 def mutate(rule: Callable, kind: str, other: Callable | None = None) -> Callable | None:
-    """`rule` made wrong in the way `kind` says; None where that kind does not apply."""
-    if kind == "zero":
-        return lambda *a, **k: rule(*a, **k) * 0.0
-    if kind == "doubled":
-        return lambda *a, **k: rule(*a, **k) * 2.0
-    if kind == "negated":
-        return lambda *a, **k: -rule(*a, **k)
-    if kind == "wrong-argument":
-        if other is not None:
-            return other
-        return lambda *a, **k: _transposed(rule(*a, **k))
-    if kind == "nondifferentiable":  # right values, but constants to any outer trace
-        return lambda *a, **k: rule(*_unbox(a), **k)
-    return None
+    """`rule` made wrong in the way `kind` says; None where that kind does not apply.
+
+    A mutant keeps the signature of the rule it replaces (functools.wraps): the engine
+    reads from it which settings reach the rule, so a mutant with `**k` would change what
+    the op accepts rather than its gradient."""
+    if kind == "wrong-argument" and other is not None:
+        return other
+    bodies = {
+        "zero": lambda *a, **k: rule(*a, **k) * 0.0,
+        "doubled": lambda *a, **k: rule(*a, **k) * 2.0,
+        "negated": lambda *a, **k: -rule(*a, **k),
+        "wrong-argument": lambda *a, **k: _transposed(rule(*a, **k)),
+        # right values, but constants to any outer trace
+        "nondifferentiable": lambda *a, **k: rule(*_unbox(a), **k),
+    }
+    body = bodies.get(kind)
+    return None if body is None else functools.wraps(rule)(body)
 
 
 def mutant_rules(op: Any, name: str, argnum: str, kind: str) -> Any:
@@ -121,6 +125,7 @@ def mutant_rules(op: Any, name: str, argnum: str, kind: str) -> Any:
         if kind == "first-tie":
             return None
         if kind == "wrong-argument":
+            @functools.wraps(rules)
             def shifted(i, *a, **k):
                 # the rule of the next traced argument (the same one if it is alone)
                 try:

@@ -33,7 +33,8 @@ import mutant_plugin  # noqa: E402
 
 PACKAGES = ("autodiff", "nets")
 # Fast modules first: with -x most mutants die within seconds.
-TESTS = ["tests/test_ops.py", "tests/test_engine.py", "tests/test_conv.py",
+TESTS = ["tests/test_ops.py", "tests/test_new_ops.py", "tests/test_engine.py",
+         "tests/test_adversarial.py", "tests/test_transforms.py", "tests/test_conv.py",
          "tests/test_jax_oracle.py"]
 QUICK_KINDS = ("zero", "doubled")
 TIMEOUT_S = 1200
