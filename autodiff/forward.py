@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from autodiff import numpy as anp
+from autodiff.core import dtype_of
 from autodiff.transforms import _zeros_like, grad, vjp
 from autodiff.tree import tree_flatten, tree_map
 
@@ -26,6 +27,11 @@ def _check_tangents(primals: tuple, tangents: tuple, name: str) -> None:
             raise ValueError(
                 f"{name}: a tangent of shape {np.shape(anp.unbox(t))} for a primal of shape "
                 f"{np.shape(anp.unbox(p))}; each tangent must have its primal's shape"
+            )
+        if dtype_of(t).kind not in "biuf":
+            raise TypeError(
+                f"{name}: a tangent has dtype {dtype_of(t)}; complex numbers are not "
+                "supported: pass real tangents"
             )
 
 

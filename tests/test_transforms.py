@@ -276,3 +276,11 @@ def test_checkpoint_refuses_a_closed_over_traced_value():
     # with no traced argument nothing is checkpointed: the closure is differentiated as usual
     np.testing.assert_array_equal(
         grad(lambda w: anp.sum(checkpoint(lambda x: x * w)(np.full(2, 3.0))))(np.ones(2)), [3, 3])
+
+
+def test_complex_tangents_are_refused_by_name():
+    x = np.array([1.0, 2.0])
+    with pytest.raises(TypeError, match="jvp: a tangent has dtype complex128"):
+        jvp(lambda x: x * 2, (x,), (x * 1j,))
+    with pytest.raises(TypeError, match="hvp: a tangent has dtype complex128"):
+        hvp(lambda x: anp.sum(x ** 3), (x,), (x * 1j,))
