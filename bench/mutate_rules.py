@@ -10,8 +10,9 @@ modules for ops with rules. Each rule is replaced in turn by a wrong one (see
 cotangent transposed where there is none), the right rule computed on unboxed values (so
 only derivatives of second order and above go wrong), and for the ties of max, min,
 maximum and minimum, the whole cotangent to the first tied entry. Each mutant runs the
-test suite in its own process (`pytest -x` with the `ci` hypothesis profile); a failure
-kills it. Prints the score per op and overall, and the survivors; exits 1 if any survive.
+test suite in its own process (`pytest -x` with the `ci` hypothesis profile), the tests
+named after its op first; a failure kills it. Prints the score per op and overall, and
+the survivors; exits 1 if any survive.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ TESTS = ["tests/test_ops.py", "tests/test_new_ops.py", "tests/test_engine.py",
          "tests/test_adversarial.py", "tests/test_transforms.py", "tests/test_conv.py",
          "tests/test_jax_oracle.py"]
 QUICK_KINDS = ("zero", "doubled")
+# Ops whose tests carry another name: the op they serve, or NumPy's.
+TESTED_AS = {
+    "absolute": ("abs",), "pnorm": ("norm",), "logabsdet": ("slogdet",),
+    "reverse_linear_scan": ("cumprod", "prod"), "untake": ("take",),
+    "untake_along_axis": ("take_along_axis", "sort"), "undiagonal": ("diagonal", "trace"),
+    "scatter_add": ("getitem", "index"), "getitem": ("index", "slice"),
+}
 TIMEOUT_S = 1200
 
 
@@ -80,8 +88,30 @@ def mutants(ops: dict[str, object], kinds) -> list[str]:
     return specs
 
 
+def _keyword(spec: str) -> str:
+    """A pytest -k expression for the tests named after the mutated op (`_einsum_op`:
+    einsum; `max`: max and amax rows...)."""
+    name = spec.split(":")[1].removeprefix("_").removesuffix("_op")
+    op_name = getattr(mutant_plugin.find_op(":".join(spec.split(":")[:2])), "__name__", name)
+    names = {name, op_name.removeprefix("_"), *TESTED_AS.get(name, ())}
+    return " or ".join(sorted(names))
+
+
 def run_suite(spec: str | None) -> tuple[str, float]:
-    """Run the tests with the mutant `spec` (None: none); 'killed', 'survived' or an error."""
+    """Run the tests with the mutant `spec` (None: none); 'killed', 'survived' or an error.
+
+    The tests named after the op run first, then, if none of them failed, all of them: a
+    mutant mostly dies in its own op's tests, in a fraction of the whole run's time."""
+    if spec:
+        outcome, seconds = _run_pytest(spec, ["-k", _keyword(spec)])
+        if outcome == "killed":
+            return outcome, seconds
+        rest, more = _run_pytest(spec, [])
+        return rest, seconds + more
+    return _run_pytest(None, [])
+
+
+def _run_pytest(spec: str | None, selection: list[str]) -> tuple[str, float]:
     env = dict(os.environ, HYPOTHESIS_PROFILE="ci")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "bench"),
                                                       env.get("PYTHONPATH")]))
@@ -89,14 +119,15 @@ def run_suite(spec: str | None) -> tuple[str, float]:
     if spec:
         env[mutant_plugin.MUTANT_VARIABLE] = spec
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-               "-p", "mutant_plugin", *TESTS]
+               "-p", "mutant_plugin", *selection, *TESTS]
     start = time.perf_counter()
     try:
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return "killed (timeout)", time.perf_counter() - start
-    outcome = {0: "survived", 1: "killed"}.get(done.returncode)
+    # 5: -k selected no test, which kills nothing
+    outcome = {0: "survived", 1: "killed", 5: "survived"}.get(done.returncode)
     if outcome is None:
         tail = (done.stdout + done.stderr).strip().splitlines()[-1:]
         outcome = f"error (pytest exit {done.returncode}: {' '.join(tail)})"
