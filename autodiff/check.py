@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from autodiff.core import dtype_of, unbox
 from autodiff.transforms import vjp
 from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 
 def _is_float(leaf: Any) -> bool:
-    return np.issubdtype(np.result_type(leaf), np.floating)
+    return np.issubdtype(dtype_of(unbox(leaf)), np.floating)
 
 
 def _random_like(rng: np.random.Generator, leaf: Any) -> np.ndarray:
@@ -31,6 +32,29 @@ def _inner(a: Any, b: Any) -> float:
     leaves_b, _ = tree_flatten(b)
     return float(sum(np.vdot(np.asarray(x, np.float64), np.asarray(y, np.float64))
                      for x, y in zip(leaves_a, leaves_b) if _is_float(x)))
+
+
+def _vjp_of_float_leaves(fun: Callable, args: tuple):
+    """vjp of `fun` in the float leaves of `args` only (vjp refuses integer inputs); the
+    cotangents come back as one list over all leaves, None where a leaf is not float."""
+    leaves, treedef = tree_flatten(args)
+    floats = [k for k, leaf in enumerate(leaves) if _is_float(leaf)]
+
+    def of_floats(*chosen: Any) -> Any:
+        moved = list(leaves)
+        for k, value in zip(floats, chosen):
+            moved[k] = value
+        return fun(*tree_unflatten(treedef, moved))
+
+    out, vjp_fn = vjp(of_floats, *[leaves[k] for k in floats])
+
+    def all_leaves(cotangent: Any) -> list:
+        result: list = [None] * len(leaves)
+        for k, g in zip(floats, vjp_fn(cotangent)):
+            result[k] = g
+        return result
+
+    return out, all_leaves
 
 
 def check_grads(
@@ -50,11 +74,10 @@ def check_grads(
     args = args if isinstance(args, tuple) else (args,)
     rng = np.random.default_rng(0) if rng is None else rng
     name = getattr(fun, "__name__", repr(fun))
-    out, vjp_fn = vjp(fun, *args)
+    out, vjp_fn = _vjp_of_float_leaves(fun, args)
     cotangent = tree_map(lambda o: _random_like(rng, o) if _is_float(o) else np.zeros_like(o), out)
-    reverse = vjp_fn(cotangent)
+    reverse_leaves = vjp_fn(cotangent)
     leaves, treedef = tree_flatten(args)
-    reverse_leaves = tree_flatten(reverse)[0]
     for k, leaf in enumerate(leaves):
         if not _is_float(leaf):
             continue
@@ -77,7 +100,7 @@ def check_grads(
             )
     if order > 1:
         def vjp_of_fun(*primals: Any) -> Any:
-            return vjp(fun, *primals)[1](cotangent)
+            return _vjp_of_float_leaves(fun, primals)[1](cotangent)
 
         vjp_of_fun.__name__ = f"vjp({name})"
         check_grads(vjp_of_fun, args, order - 1, eps, rtol, atol, rng)

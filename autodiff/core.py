@@ -15,7 +15,8 @@ tape without the two ever being confused.
 Invariants:
 - a tape entry is `(op, rules, parents, ans, args, params)`: `parents` pairs each traced
   argument position with the tape index of the entry that produced it, `rules` are the
-  op's VJP rules; inputs are entries whose op is None;
+  op's `vjp_rules` when it ran; inputs are entries whose op is None;
+- no complex value is ever recorded: complex numbers are refused, not half-differentiated;
 - cotangents are summed out of place (`a + b`): a rule may return the very array it was
   given, so an in-place sum could corrupt another cotangent;
 - every rule's result is checked against its argument's shape, naming the op on mismatch.
@@ -29,6 +30,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from autodiff.settings import settings_by_keyword
 
 _levels = itertools.count(1)
 
@@ -69,12 +72,10 @@ class Box:
 def primitive(raw_fn: Callable) -> Callable:
     """Make `raw_fn` (a function on NumPy arrays) differentiable in its positional arguments.
 
-    Give it rules with `defvjp`. Called with no boxes among its arguments, the result calls
-    `raw_fn` directly, so code that is not being differentiated pays one loop over the
-    arguments.
+    Give it rules with `defvjp`; they live in `op.vjp_rules`, read at every call, and
+    `op.raw` is `raw_fn`. Called with no boxes among its arguments, the op calls `raw_fn`
+    directly, so code that is not being differentiated pays one loop over the arguments.
     """
-
-    rules_of: list = [None]  # set by defvjp: (rule per argnum) or a function of argnum
 
     @functools.wraps(raw_fn)
     def op(*args, **params):
@@ -84,9 +85,15 @@ def primitive(raw_fn: Callable) -> Callable:
                 trace = arg.trace
         if trace is None:
             return raw_fn(*args, **params)
+        rules = op.vjp_rules
+        if rules is None:
+            raise TypeError(
+                f"autodiff: {op.__name__} has no gradient rules; give it some with defvjp, "
+                "or call it on constants only"
+            )
         values = list(args)
         parents = []
-        nested = False
+        nested = constants = False
         for argnum, arg in enumerate(args):
             if type(arg) is Box:
                 if arg.trace is trace:
@@ -96,18 +103,34 @@ def primitive(raw_fn: Callable) -> Callable:
                         nested = True
                 else:
                     nested = True
-        if rules_of[0] is None:
-            raise TypeError(
-                f"autodiff: {op.__name__} has no gradient rules; give it some with defvjp, "
-                "or call it on constants only"
-            )
-        ans = op(*values, **params) if nested else raw_fn(*values, **params)
+            else:
+                constants = True
+        # Settings given positionally are constants after the data: only then, or with
+        # keyword settings, do they need sorting out (this is the hot path).
+        if params or (constants and type(rules) is tuple and len(args) > len(rules)):
+            values, params = settings_by_keyword(op, rules, values, params, parents)
+        if nested:
+            ans = op(*values, **params)
+        else:
+            ans = raw_fn(*values, **params)
+            # Traced values are real (inputs are checked), so a complex result can only
+            # come from a complex constant among the arguments.
+            try:
+                complex_result = constants and ans.dtype.kind == "c"
+            except AttributeError:  # a Python number
+                complex_result = isinstance(ans, complex)
+            if complex_result:
+                raise TypeError(
+                    f"autodiff: {op.__name__} produced a complex value from a traced one; "
+                    "complex numbers are not supported: differentiate the real and "
+                    "imaginary parts as separate float arrays"
+                )
         tape = trace.tape
-        tape.append((op, rules_of[0], parents, ans, values, params))
+        tape.append((op, rules, parents, ans, values, params))
         return Box(ans, trace, len(tape) - 1)
 
     op.raw = raw_fn
-    op.rules_of = rules_of
+    op.vjp_rules = None
     return op
 
 
@@ -116,14 +139,15 @@ def defvjp(op: Callable, *rules: Callable | None) -> None:
 
     A rule is `rule(g, ans, *args, **params) -> cotangent of that argument`, where `g` is
     the cotangent of the output `ans`. Rules are written with `autodiff.numpy` ops so that
-    they can themselves be differentiated.
+    they can themselves be differentiated. Settings reach rules by keyword, named as in
+    the op's signature; a setting no rule names is refused on traced values.
     """
-    op.rules_of[0] = tuple(rules)
+    op.vjp_rules = tuple(rules)
 
 
 def defvjp_argnum(op: Callable, rule: Callable) -> None:
     """Give a variadic `op` a single rule `rule(argnum, g, ans, *args, **params)`."""
-    op.rules_of[0] = rule
+    op.vjp_rules = rule
 
 
 def nondifferentiable(raw_fn: Callable) -> Callable:
@@ -149,9 +173,16 @@ def value_at(x: Any, trace: Trace) -> Any:
     return x.value if type(x) is Box and x.trace is trace else x
 
 
-def _shape(x: Any) -> tuple:
+def shape_of(x: Any) -> tuple:
+    """The shape of an array, a Box or a Python number."""
     shape = getattr(x, "shape", None)
     return np.shape(x) if shape is None else shape
+
+
+def dtype_of(x: Any) -> np.dtype:
+    """The dtype of an array, a Box or a Python number (as NumPy would make it)."""
+    dtype = getattr(x, "dtype", None)
+    return np.result_type(x) if dtype is None else dtype
 
 
 def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[int]) -> list:
@@ -186,12 +217,12 @@ def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[in
             try:
                 same_shape = cotangent.shape == args[argnum].shape
             except AttributeError:  # a Python scalar
-                same_shape = _shape(cotangent) == _shape(args[argnum])
+                same_shape = shape_of(cotangent) == shape_of(args[argnum])
             if not same_shape:
                 raise ValueError(
                     f"autodiff: the gradient rule of {op.__name__} returned shape "
-                    f"{_shape(cotangent)} for argument {argnum}, whose shape is "
-                    f"{_shape(args[argnum])}"
+                    f"{shape_of(cotangent)} for argument {argnum}, whose shape is "
+                    f"{shape_of(args[argnum])}"
                 )
             previous = cotangents[parent]
             cotangents[parent] = cotangent if previous is None else previous + cotangent

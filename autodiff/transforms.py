@@ -1,27 +1,28 @@
-"""Function transforms: vjp, grad, value_and_grad, jacobian, hessian.
+"""Reverse-mode transforms: vjp, grad, value_and_grad, jacobian, hessian.
 
 Each transform boxes the leaves of the differentiated arguments in a fresh `Trace`, runs
 the function, and sweeps the tape backwards. Arguments and results are pytrees; the
 gradient of an argument always has that argument's structure, shapes and dtypes, with
 zeros for leaves the output does not depend on. Transforms nest: the inner one's
-backward pass is recorded by the outer one's trace.
+backward pass is recorded by the outer one's trace. Forward mode (jvp, hvp) is in
+`autodiff.forward`, built on these; checkpoint is in `autodiff.remat`.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from autodiff import numpy as anp
-from autodiff.core import Box, Trace, backward, value_at
+from autodiff.core import Box, Trace, backward, dtype_of, value_at
 from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
 
 def _leaf_dtype(leaf: Any) -> np.dtype:
-    dtype = getattr(leaf, "dtype", None)
-    return np.result_type(leaf) if dtype is None else dtype
+    return dtype_of(leaf)  # a Box has the dtype of its value
 
 
 def _zeros_like(leaf: Any) -> np.ndarray:
@@ -32,26 +33,83 @@ def _match_leaf(cotangent: Any, leaf: Any) -> Any:
     """The cotangent of `leaf` in its shape and dtype (zeros where it is None)."""
     if cotangent is None:
         return _zeros_like(leaf)
+    if type(cotangent) is np.ndarray and type(leaf) is np.ndarray and (
+            cotangent.dtype is leaf.dtype):  # the common case, first
+        return cotangent
     dtype = _leaf_dtype(leaf)
     found = _leaf_dtype(cotangent)
-    if found is not dtype and found != dtype and np.issubdtype(dtype, np.inexact):
+    if found is not dtype and found != dtype:
         return anp.astype(cotangent, dtype)
     return cotangent
 
 
-def _box_args(trace: Trace, args: Sequence[Any], argnums: tuple[int, ...]):
+def _differentiable(leaf: Any, name: str, argnum: int) -> Any:
+    """`leaf` as an array ready to be traced, or a TypeError saying what to pass instead."""
+    value = anp.unbox(leaf)
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        if not isinstance(value, (bool, int, float, complex)):
+            raise TypeError(
+                f"{name}: argument {argnum} holds a {type(value).__name__}, which cannot be "
+                "differentiated; pass float arrays, or leave it out of argnums"
+            )
+        leaf = value = np.asarray(value)  # rules then compute in NumPy, never in Python
+        dtype = value.dtype
+    if dtype.kind != "f":
+        if dtype.kind == "c":
+            raise TypeError(
+                f"{name}: argument {argnum} is complex ({dtype}); complex numbers are not "
+                "supported: differentiate the real and imaginary parts as separate float arrays"
+            )
+        raise TypeError(
+            f"{name} differentiates float inputs only, but argument {argnum} has dtype "
+            f"{dtype}; pass floats (e.g. np.asarray(x, dtype=float)), or leave it out of argnums"
+        )
+    return leaf
+
+
+def _box_args(trace: Trace, args: Sequence[Any], argnums: tuple[int, ...], name: str):
     """Box the leaves of `args[i]` for i in argnums; returns new args and the boxed leaves."""
     args = list(args)
     boxed = []
     for i in argnums:
         leaves, treedef = tree_flatten(args[i])
+        leaves = [leaf if type(leaf) is np.ndarray and leaf.dtype.kind == "f"  # common case
+                  else _differentiable(leaf, name, i) for leaf in leaves]
         boxes = [trace.new_input(leaf) for leaf in leaves]
         boxed.append((leaves, treedef, boxes))
         args[i] = tree_unflatten(treedef, boxes)
     return args, boxed
 
 
-def _cotangents(trace: Trace, boxed, seeds) -> list:
+def _result_leaf(cotangent: Any, leaf: Any, callers: set) -> Any:
+    """The gradient of `leaf` as returned to the caller: in its shape and dtype, and never
+    sharing memory with an array the caller passed in (a rule may hand back the very
+    array it was given: an identity, a reshape view)."""
+    cotangent = _match_leaf(cotangent, leaf)
+    if type(cotangent) is np.ndarray:
+        root = cotangent
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        if id(root) in callers:
+            return cotangent.copy()
+    return cotangent
+
+
+def _caller_arrays(trees: Sequence[Any]) -> set:
+    """The ids of the memory blocks (the arrays that own them) of every array in `trees`:
+    the arguments, the cotangents given to vjp."""
+    ids = set()
+    for tree in trees:
+        for leaf in (tree,) if type(tree) is np.ndarray else tree_flatten(tree)[0]:
+            if type(leaf) is np.ndarray:
+                while isinstance(leaf.base, np.ndarray):
+                    leaf = leaf.base
+                ids.add(id(leaf))
+    return ids
+
+
+def _cotangents(trace: Trace, boxed, seeds, callers: set) -> list:
     """One gradient pytree per boxed argument, from `(tape index, cotangent)` seeds."""
     inputs = [box.index for _, _, boxes in boxed for box in boxes]
     flat = backward(trace, seeds, inputs) if seeds else [None] * len(inputs)
@@ -59,41 +117,101 @@ def _cotangents(trace: Trace, boxed, seeds) -> list:
     for leaves, treedef, _ in boxed:
         part = flat[position:position + len(leaves)]
         position += len(leaves)
-        grads.append(tree_unflatten(treedef, [_match_leaf(c, x) for c, x in zip(part, leaves)]))
+        grads.append(tree_unflatten(treedef, [
+            _result_leaf(c, x, callers) for c, x in zip(part, leaves)]))
     return grads
 
 
-def _normalize_argnums(argnums: int | Sequence[int], count: int) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+def _check_argnums(argnums: Any, name: str) -> tuple[tuple[int, ...], bool]:
+    """argnums as a tuple of ints, and whether a single int (not a tuple) was given."""
+    single = not isinstance(argnums, (tuple, list))
+    nums = (argnums,) if single else tuple(argnums)
+    try:
+        if not nums or any(isinstance(n, (bool, np.bool_)) for n in nums):
+            raise TypeError
+        nums = tuple(operator.index(n) for n in nums)
+    except TypeError:
+        raise TypeError(
+            f"{name}: argnums must be an int or a non-empty tuple of ints, got {argnums!r}"
+        ) from None
+    return nums, single
+
+
+def _resolve_argnums(nums: tuple[int, ...], count: int, name: str) -> tuple[int, ...]:
     for n in nums:
         if not -count <= n < count:
-            raise TypeError(f"argnums {argnums} is out of range for {count} positional arguments")
+            raise TypeError(
+                f"{name}: argnums {n} is out of range for {count} positional arguments"
+            )
     return tuple(n % count for n in nums)
 
 
-def vjp(fun: Callable, *args: Any) -> tuple[Any, Callable]:
+def _per_argnum(grads: list, unique: tuple[int, ...], nums: tuple[int, ...]) -> tuple:
+    """One gradient per requested argnum; a repeated argnum gets its own copy."""
+    out, seen = [], set()
+    for n in nums:
+        g = grads[unique.index(n)]
+        out.append(tree_map(_copy_array, g) if n in seen else g)
+        seen.add(n)
+    return tuple(out)
+
+
+def _copy_array(leaf: Any) -> Any:
+    return leaf.copy() if type(leaf) is np.ndarray else leaf
+
+
+def vjp(fun: Callable, *args: Any, has_aux: bool = False) -> tuple:
     """Run `fun(*args)`; return its output and `vjp_fn(cotangent) -> tuple of cotangents`.
 
-    `cotangent` has the structure of the output; the result has one entry per argument,
-    each with that argument's structure. `vjp_fn` may be called many times.
+    `cotangent` has the structure, shapes and (real) dtypes of the output; the result has
+    one entry per argument, each with that argument's structure. `vjp_fn` may be called
+    many times. With `has_aux`, `fun` returns `(output, aux)` and vjp returns
+    `(output, vjp_fn, aux)`.
     """
     trace = Trace()
-    boxed_args, boxed = _box_args(trace, args, tuple(range(len(args))))
+    boxed_args, boxed = _box_args(trace, args, tuple(range(len(args))), "vjp")
     out = fun(*boxed_args)
+    if has_aux:
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError("with has_aux=True the function must return a pair (value, aux)")
+        out, aux = out
     out_leaves, out_def = tree_flatten(out)
     out_value = tree_unflatten(out_def, [value_at(leaf, trace) for leaf in out_leaves])
+    callers = _caller_arrays(args)
 
     def vjp_fn(cotangent: Any) -> tuple:
         ct_leaves, ct_def = tree_flatten(cotangent)
         if ct_def != out_def:
             raise ValueError(f"vjp: the cotangent has structure {ct_def!r}, the output {out_def!r}")
         seeds = [
-            (leaf.index, ct) for leaf, ct in zip(out_leaves, ct_leaves)
+            (leaf.index, _checked_cotangent(ct, leaf.value, k))
+            for k, (leaf, ct) in enumerate(zip(out_leaves, ct_leaves))
             if type(leaf) is Box and leaf.trace is trace
         ]
-        return tuple(_cotangents(trace, boxed, seeds))
+        return tuple(_cotangents(trace, boxed, seeds, callers | _caller_arrays((cotangent,))))
 
+    if has_aux:
+        return out_value, vjp_fn, tree_map(lambda leaf: value_at(leaf, trace), aux)
     return out_value, vjp_fn
+
+
+def _checked_cotangent(ct: Any, out: Any, k: int) -> Any:
+    """The cotangent of output leaf `k`, in the output's shape and dtype, or a clear error."""
+    out_shape, ct_shape = np.shape(anp.unbox(out)), np.shape(anp.unbox(ct))
+    if ct_shape != out_shape:
+        raise ValueError(
+            f"vjp: the cotangent of output leaf {k} has shape {ct_shape}, but the output has "
+            f"shape {out_shape}; pass one cotangent entry per output entry"
+        )
+    dtype, found = _leaf_dtype(out), _leaf_dtype(ct)
+    if found.kind not in "biuf":
+        raise TypeError(
+            f"vjp: the cotangent of output leaf {k} has dtype {found}; pass a real array "
+            f"of the output's dtype ({dtype})"
+        )
+    if found != dtype:
+        return anp.astype(ct, dtype) if type(ct) is Box else np.asarray(ct, dtype=dtype)
+    return ct
 
 
 def _scalar_seed(out: Any, trace: Trace, name: str) -> list:
@@ -119,21 +237,28 @@ def value_and_grad(
 
     `fun` must return a scalar, or `(scalar, aux)` when `has_aux` is true; the transformed
     function then returns `((value, aux), grads)`. With a tuple of argnums the gradients
-    come back as a tuple.
+    come back as a tuple. The differentiated arguments must hold floats.
     """
+    nums, single = _check_argnums(argnums, "grad")
+
+    resolved: dict = {}  # argument count -> (argnums as given, without repeats)
 
     def value_and_grad_fun(*args: Any, **kwargs: Any):
-        nums = _normalize_argnums(argnums, len(args))
+        if len(args) not in resolved:
+            wanted = _resolve_argnums(nums, len(args), "grad")
+            resolved[len(args)] = wanted, tuple(dict.fromkeys(wanted))
+        wanted, unique = resolved[len(args)]
         trace = Trace()
-        boxed_args, boxed = _box_args(trace, args, nums)
+        boxed_args, boxed = _box_args(trace, args, unique, "grad")
         out = fun(*boxed_args, **kwargs)
         if has_aux:
             if not (isinstance(out, tuple) and len(out) == 2):
                 raise TypeError("with has_aux=True the function must return a pair (value, aux)")
             out, aux = out
         seeds = _scalar_seed(out, trace, "grad")
-        grads = _cotangents(trace, boxed, seeds)
-        grads = grads[0] if isinstance(argnums, int) else tuple(grads)
+        grads = _cotangents(trace, boxed, seeds, _caller_arrays(args))
+        grads = tuple(grads) if unique == wanted else _per_argnum(grads, unique, wanted)
+        grads = grads[0] if single else grads
         value = value_at(out, trace)
         if has_aux:
             return (value, tree_map(lambda leaf: value_at(leaf, trace), aux)), grads
@@ -165,8 +290,11 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     shape `out + in`; pytree outputs and arguments give nested pytrees (outputs outside).
     """
 
+    checked, single = _check_argnums(argnums, "jacobian")
+
     def jacobian_fun(*args: Any):
-        nums = _normalize_argnums(argnums, len(args))
+        wanted = _resolve_argnums(checked, len(args), "jacobian")
+        nums = tuple(dict.fromkeys(wanted))
 
         def partial_fun(*chosen):
             full = list(args)
@@ -174,7 +302,11 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
                 full[i] = value
             return fun(*full)
 
-        out, vjp_fn = vjp(partial_fun, *[args[i] for i in nums])
+        chosen = [args[i] for i in nums]
+        for i, arg in zip(nums, chosen):
+            for leaf in tree_flatten(arg)[0]:
+                _differentiable(leaf, "jacobian", i)
+        out, vjp_fn = vjp(partial_fun, *chosen)
         out_leaves, out_def = tree_flatten(out)
         per_output = []
         for k, leaf in enumerate(out_leaves):
@@ -184,8 +316,8 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
                 seed = [np.zeros(np.shape(anp.unbox(o)), dtype=_leaf_dtype(o)) for o in out_leaves]
                 seed[k].flat[flat_index] = 1
                 rows.append(vjp_fn(tree_unflatten(out_def, seed)))
-            blocks = _stack_rows(rows, leaf_shape, [args[i] for i in nums])
-            per_output.append(blocks[0] if isinstance(argnums, int) else blocks)
+            blocks = _per_argnum(list(_stack_rows(rows, leaf_shape, chosen)), nums, wanted)
+            per_output.append(blocks[0] if single else blocks)
         return tree_unflatten(out_def, per_output)
 
     return jacobian_fun

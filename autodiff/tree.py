@@ -1,12 +1,16 @@
 """Pytrees: nested containers of arrays, flattened to a list of leaves and a structure.
 
-Containers are dict (children in sorted key order), list, tuple, namedtuple and None (a
-container with no children). Everything else is a leaf. `tree_unflatten(treedef,
+Containers are dicts (children in sorted key order; an OrderedDict keeps its own order,
+and dict subclasses such as defaultdict come back as their own type), list, tuple,
+namedtuple and None (a container with no children). Everything else is a leaf. Dict keys
+must be comparable with each other (all strings, say), since their order is the order of
+the leaves. `tree_unflatten(treedef,
 tree_leaves(tree))` rebuilds `tree` exactly, container types and dict keys included.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -14,8 +18,9 @@ from typing import Any, NamedTuple
 class TreeDef(NamedTuple):
     """The structure of a pytree: a container kind, its static data and its children.
 
-    `kind` is "leaf", "none", "dict", "list", "tuple" or "namedtuple"; `data` holds the
-    sorted dict keys or the namedtuple class.
+    `kind` is "leaf", "none", "dict", "dict subclass", "list", "tuple" or "namedtuple";
+    `data` holds the dict keys in leaf order (for a dict subclass: its type, its default
+    factory or None, and the keys) or the namedtuple class.
     """
 
     kind: str
@@ -34,8 +39,10 @@ class TreeDef(NamedTuple):
         if self.kind == "none":
             return "None"
         inner = ", ".join(repr(c) for c in self.children)
-        if self.kind == "dict":
-            return "{" + ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.data, self.children)) + "}"
+        if self.kind in ("dict", "dict subclass"):
+            keys = self.data if self.kind == "dict" else self.data[2]
+            inner = "{" + ", ".join(f"{k!r}: {c!r}" for k, c in zip(keys, self.children)) + "}"
+            return inner if self.kind == "dict" else f"{self.data[0].__name__}({inner})"
         if self.kind == "list":
             return f"[{inner}]"
         if self.kind == "namedtuple":
@@ -50,8 +57,11 @@ def _children(tree: Any) -> tuple[str, Any, list]:
     if tree is None:
         return "none", None, []
     if isinstance(tree, dict):
-        keys = sorted(tree)
-        return "dict", tuple(keys), [tree[k] for k in keys]
+        keys = tuple(tree) if isinstance(tree, OrderedDict) else _sorted_keys(tree)
+        children = [tree[k] for k in keys]
+        if type(tree) is dict:
+            return "dict", keys, children
+        return "dict subclass", (type(tree), getattr(tree, "default_factory", None), keys), children
     if isinstance(tree, list):
         return "list", None, tree
     if isinstance(tree, tuple):
@@ -59,6 +69,17 @@ def _children(tree: Any) -> tuple[str, Any, list]:
             return "namedtuple", type(tree), list(tree)
         return "tuple", None, list(tree)
     return "leaf", None, []
+
+
+def _sorted_keys(tree: dict) -> tuple:
+    try:
+        return tuple(sorted(tree))
+    except TypeError:
+        kinds = sorted({type(k).__name__ for k in tree})
+        raise TypeError(
+            f"pytree dict keys must be comparable to be put in order, but this dict mixes "
+            f"keys of types {', '.join(kinds)}; use keys of one type (e.g. all str)"
+        ) from None
 
 
 def tree_flatten(tree: Any) -> tuple[list, TreeDef]:
@@ -95,6 +116,11 @@ def _unflatten(treedef: TreeDef, leaves) -> Any:
     children = [_unflatten(child, leaves) for child in treedef.children]
     if kind == "dict":
         return dict(zip(treedef.data, children))
+    if kind == "dict subclass":
+        cls, default_factory, keys = treedef.data
+        if issubclass(cls, defaultdict):
+            return cls(default_factory, zip(keys, children))
+        return cls(zip(keys, children))
     if kind == "list":
         return children
     if kind == "namedtuple":

@@ -21,6 +21,13 @@ def test_the_engine_example_runs():
     exec(compile(block, "README engine example", "exec"), {})
 
 
+def test_the_transforms_example_runs():
+    (block,) = [b for b in python_blocks() if "hvp(" in b]
+    namespace: dict = {}
+    exec(compile(block, "README transforms example", "exec"), namespace)
+    assert namespace["curvature"].shape == (3,)
+
+
 def test_the_custom_cost_example_runs(mnist_dir, monkeypatch):
     (block,) = [b for b in python_blocks() if "def smoothed_cross_entropy" in b]
     monkeypatch.setenv("MNIST_DIR", str(mnist_dir))

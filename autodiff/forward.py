@@ -1,0 +1,74 @@
+"""Forward mode from reverse mode: jvp, and hvp (Hessian-vector products).
+
+Neither records tangents alongside values: both are built from reverse passes, which is
+exact because a vjp is linear in its cotangent. They nest with the other transforms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from autodiff import numpy as anp
+from autodiff.core import dtype_of
+from autodiff.transforms import _zeros_like, grad, vjp
+from autodiff.tree import tree_flatten, tree_map
+
+
+def _check_tangents(primals: tuple, tangents: tuple, name: str) -> None:
+    p_leaves, p_def = tree_flatten(primals)
+    t_leaves, t_def = tree_flatten(tangents)
+    if p_def != t_def:
+        raise ValueError(f"{name}: tangents have structure {t_def!r}, primals {p_def!r}")
+    for p, t in zip(p_leaves, t_leaves):
+        if np.shape(anp.unbox(p)) != np.shape(anp.unbox(t)):
+            raise ValueError(
+                f"{name}: a tangent of shape {np.shape(anp.unbox(t))} for a primal of shape "
+                f"{np.shape(anp.unbox(p))}; each tangent must have its primal's shape"
+            )
+        if dtype_of(t).kind not in "biuf":
+            raise TypeError(
+                f"{name}: a tangent has dtype {dtype_of(t)}; complex numbers are not "
+                "supported: pass real tangents"
+            )
+
+
+def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    """Forward mode: `(fun(*primals), J tangents)`, as `jax.jvp`.
+
+    `primals` and `tangents` are tuples (or lists) of the same structure, one entry per
+    argument of `fun`. Built from two reverse passes: `u -> J^T u` (the vjp) is linear in
+    `u`, so its own vjp, taken at any `u` (zeros here) with cotangent `tangents`, is
+    `J tangents`. Costs about three times `fun`'s evaluation; nests with the other transforms.
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    _check_tangents(primals, tangents, "jvp")
+    out, vjp_fn = vjp(fun, *primals)
+    zeros = tree_map(_zeros_like, out)
+    _, transpose_fn = vjp(vjp_fn, zeros)
+    (tangents_out,) = transpose_fn(tangents)
+    return out, tangents_out
+
+
+def hvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
+    """The Hessian-vector product of scalar-valued `fun`, without forming the Hessian.
+
+    The derivative of `grad(fun)` (with respect to argument 0) along `tangents`, which is
+    what JAX writes as `jvp(grad(fun), primals, tangents)[1]`; it has the structure of
+    `primals[0]`. Computed reverse-over-reverse: by the symmetry of the Hessian it is the
+    gradient with respect to argument 0 of `sum_j <grad_j fun, tangents[j]>`.
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    _check_tangents(primals, tangents, "hvp")
+    every = tuple(range(len(primals)))
+
+    def along_tangents(*args: Any) -> Any:
+        grads = grad(fun, argnums=every)(*args)
+        total = 0.0
+        for g, t in zip(tree_flatten(grads)[0], tree_flatten(tangents)[0]):
+            total = total + anp.sum(g * t)
+        return total
+
+    return grad(along_tangents, argnums=0)(*primals)
