@@ -569,6 +569,12 @@ def asarray(obj: Any, dtype: Any = None) -> Any:
 
 
 # ------------------------------------------------------------------ Box operators
+# Python's operators on a Box are attached here, by setattr, so that `x @ w + b` in user
+# code records matmul and add on the tape: __add__ __radd__ __sub__ __rsub__ __mul__
+# __rmul__ __truediv__ __rtruediv__ __pow__ __rpow__ __matmul__ __rmatmul__ (from
+# _BINARY), __neg__ __pos__ __abs__ __eq__ __ne__ __lt__ __le__ __gt__ __ge__
+# __getitem__ __len__ __bool__ and `shape`; the in-place ones (__iadd__ ... __imatmul__)
+# refuse with a TypeError, as does __setitem__.
 
 _BINARY = {
     "add": add, "sub": subtract, "mul": multiply, "truediv": divide, "pow": power,
