@@ -20,6 +20,7 @@ from digits import reports
 from digits.allocator import keep_freed_memory
 from digits.datasets import Dataset, load_dataset
 from digits.modelfile import load_model
+from digits.notebook import import_notebook_params
 from digits.photos import load_digit, require_pillow, save_input_image
 from digits.plots import plot_evaluation, plot_learning_curves, require_matplotlib
 from digits.runs import Files, resume, run_training
@@ -32,8 +33,9 @@ EXIT_INTERRUPTED = 130
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of the usage block
-        self.exit(2, f"error: {message} (see --help)\n")
+    def error(self, message: str):  # one line instead of the usage block; a typo gets a hint
+        hint = reports.did_you_mean(message, self._option_string_actions)
+        self.exit(2, f"error: {message}{hint} (see --help)\n")
 
 
 def _layers(text: str) -> tuple[int, ...]:
@@ -107,8 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings:
-    """The recipe with the flags given applied, checked; usage errors for combinations
-    that cannot work."""
+    """The recipe with the flags given applied, checked; usage errors for bad combinations."""
     given = {f.name: getattr(args, f.name) for f in fields(Settings)
              if getattr(args, f.name) is not None}
     if "layers" in given:
@@ -204,13 +205,11 @@ def predict_images(args: argparse.Namespace, settings: Settings) -> int:
                 say(args, f"  the network saw {save_input_image(digit, out)}")
         except ImageError as error:
             failures += 1
-            print(f"{path}: error: {error}", file=sys.stderr, flush=True)
+            print(f"error: {error}", file=sys.stderr, flush=True)  # it names the file
     return 1 if failures else 0
 
 
 def import_notebook(args: argparse.Namespace, settings: Settings) -> int:
-    from digits.notebook import import_notebook_params
-
     sizes = import_notebook_params(args.import_notebook, args.save)
     print(f"imported {args.import_notebook} ({'-'.join(map(str, sizes))}, sigmoid outputs, "
           f"MSE) to {args.save}", flush=True)

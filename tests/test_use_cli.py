@@ -61,6 +61,9 @@ def test_predict_prints_digit_and_top3_and_keeps_going_after_a_bad_file(
         assert len(shares) == 3 and shares == sorted(shares, reverse=True) and sum(shares) <= 100.1
     assert str(bad) in err and str(blank) in err and "no digit" in err.lower()
     assert err.count("error") == 2 and "Traceback" not in err
+    for line in err.splitlines():  # each line names its file once: "error: PATH: ..."
+        path = str(bad) if str(bad) in line else str(blank)
+        assert line.startswith(f"error: {path}: ") and line.count(path) == 1, line
     saved = sorted(p.name for p in seen.iterdir())
     assert saved == ["d0.input.png", "d1.input.png"]
 
