@@ -1,6 +1,5 @@
 """Using models through train.py: --predict on photos, --plots, --import-notebook."""
 
-import hashlib
 import re
 import sys
 from pathlib import Path
@@ -15,10 +14,6 @@ from PIL import Image
 import train
 from digits.datasets import load_dataset
 from digits.modelfile import load_model
-
-NOTEBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed-notebook" \
-    / "params_100_64_28.pkl"
-NOTEBOOK_SHA256 = "bad00acd2ff520739895461cfb5ddfda7a7903ab4f01289a7d9f42a2876d02e3"
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +105,8 @@ def test_predict_without_pillow_says_which_extra(capsys, tmp_path, model, monkey
 
 
 @pytest.fixture(scope="module")
-def notebook() -> Path:
-    if not NOTEBOOK.exists():
-        pytest.skip(f"the original notebook's parameters are not at {NOTEBOOK}")
-    assert hashlib.sha256(NOTEBOOK.read_bytes()).hexdigest() == NOTEBOOK_SHA256
-    return NOTEBOOK
+def notebook(notebook_pkl) -> Path:
+    return notebook_pkl
 
 
 def test_import_notebook_reproduces_its_accuracy(capsys, tmp_path, notebook, mnist_dir):
