@@ -21,6 +21,7 @@ from nets.errors import CheckpointError
 
 ALLOWED_GLOBALS = {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"}
 
+
 def notebook_dict(sizes=(4, 3, 2), column_bias=True, seed=0):
     rng = np.random.default_rng(seed)
     out = {}
