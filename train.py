@@ -122,7 +122,7 @@ def predict_images(args: argparse.Namespace, model: TrainedModel) -> int:
                 say(args, f"  the network saw {out}")
         except ImageError as error:
             failures += 1
-            print(f"{path}: error: {error}", file=sys.stderr, flush=True)
+            print(f"error: {error}", file=sys.stderr, flush=True)  # it names the file
     return 1 if failures else 0
 
 

@@ -18,6 +18,7 @@ from autodiff.check import check_grads
 from autodiff.core import Box, defvjp, defvjp_argnum, nondifferentiable, primitive
 from autodiff.forward import hvp, jvp
 from autodiff.remat import checkpoint
+from autodiff.show import print_tape, to_dot  # noqa: F401  (the tape, for learners)
 from autodiff.transforms import grad, hessian, jacobian, value_and_grad, vjp
 from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 

@@ -1138,6 +1138,11 @@ def stop_gradient(x: Any) -> Any:
 
 
 # ------------------------------------------------------------------ Box operators
+# Python's operators on a Box are attached here, by setattr, so that `x @ w + b` in user
+# code records matmul and add on the tape: __add__ __radd__ __sub__ __rsub__ __mul__
+# __rmul__ __truediv__ __rtruediv__ __pow__ __rpow__ __matmul__ __rmatmul__ (from
+# _BINARY), __neg__ __pos__ __abs__ __eq__ __ne__ __lt__ __le__ __gt__ __ge__
+# __getitem__ __len__ __iter__ __bool__ and `shape`; __setitem__ refuses with advice.
 # NumPy's ufuncs refuse a Box (`__array_ufunc__ = None`), so `ndarray + box` falls back to
 # Box.__radd__, and `np.tanh(box)`, `ndarray += box` raise instead of losing the gradient.
 # Augmented operators (`total += term`) are not defined: Python then rebinds the name to

@@ -7,12 +7,14 @@ from __future__ import annotations
 import argparse
 import re
 
+from digits.reports import did_you_mean
 from nets.config import CHOICES, RECIPES
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of the usage block
-        self.exit(2, f"error: {message} (see --help)\n")
+    def error(self, message: str):  # one line instead of the usage block; a typo gets a hint
+        hint = did_you_mean(message, self._option_string_actions)
+        self.exit(2, f"error: {message}{hint} (see --help)\n")
 
 
 def _layers(text: str) -> tuple[int, ...]:

@@ -36,6 +36,14 @@ def require_pillow():
     return Image, ImageOps
 
 
+def _reason(error: Exception, path: Path) -> str:
+    """Pillow's or the OS's message without the path, which the line already starts with."""
+    text = str(error)
+    for form in (repr(str(path)), str(path)):
+        text = text.replace(form, "")
+    return text.strip().rstrip(":") or type(error).__name__
+
+
 def load_image(path: PathLike) -> np.ndarray:
     """Read a PNG, JPEG, GIF, BMP, TIFF or WEBP file as grayscale float32 in [0, 1], shape
     (height, width), refusing images of more than MAX_PIXELS before decoding them.
@@ -71,7 +79,8 @@ def load_image(path: PathLike) -> np.ndarray:
     except Image.DecompressionBombError:
         raise ImageError(_too_big(path)) from None
     except (OSError, ValueError, SyntaxError) as e:
-        raise ImageError(f"{path}: cannot read this file as an image ({e})") from None
+        raise ImageError(f"{path}: cannot read this file as an image ({_reason(e, path)})") \
+            from None
     if gray.size == 0:
         raise ImageError(f"{path}: the image is empty (0 pixels)")
     if not np.isfinite(gray).all():

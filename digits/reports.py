@@ -1,8 +1,12 @@
-"""What a run reports in text: the epoch line, the confusion table, the JSON report."""
+"""What a run reports in text: the epoch line, the confusion table, the JSON report, the
+hint after a mistyped flag."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
+from difflib import get_close_matches
 
 import numpy as np
 
@@ -75,3 +79,11 @@ def write_report(path: str, meta: dict) -> None:
         atomic_write(path, lambda f: f.write(text.encode()))
     except OSError as error:
         raise ConfigError(write_error(path, error)) from None
+
+
+def did_you_mean(message: str, flags: Iterable[str]) -> str:
+    """For argparse's "unrecognized arguments: --lrr 0.1", "; did you mean --lr?" when a
+    flag is close to the first unknown word; else ""."""
+    unknown = re.match(r"unrecognized arguments: ([^\s=]+)", message)
+    close = get_close_matches(unknown[1], list(flags), 1) if unknown else []
+    return f"; did you mean {close[0]}?" if close else ""

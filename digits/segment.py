@@ -124,7 +124,11 @@ def read_photo(path: str | os.PathLike[str], model: TrainedModel) -> list[Readin
     """`read_number` on an image file with a model of 28x28 images; ImageError when the file
     cannot be read or holds no digit, CheckpointError when the model reads other images."""
     model.check_fits("28x28 digit images", 784, model.network.num_classes)
-    return read_number(load_image(path), model.predict_proba)
+    gray = load_image(path)  # its errors name the file already
+    try:
+        return read_number(gray, model.predict_proba)
+    except ImageError as error:
+        raise ImageError(f"{path}: {error}") from None
 
 
 def number_line(path: str | os.PathLike[str], readings: list[Reading],

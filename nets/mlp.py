@@ -54,6 +54,10 @@ def layer_sizes(params: list[dict[str, Any]]) -> list[int]:
 
 def mlp(params: list[dict[str, Any]], x: Any, activation: str = "relu") -> Any:
     """Logits `(batch, outputs)` for inputs `x` of shape `(batch, inputs)`."""
+    # This reads as plain NumPy, and it is, until training: inside value_and_grad each
+    # params leaf is an autodiff Box, so `@` and `+` below call Box.__matmul__ and
+    # Box.__add__ (attached in autodiff/numpy.py, "Box operators"), which record each
+    # op on the tape; the activations record theirs through autodiff.numpy.
     act = ACTIVATIONS[activation]
     for layer in params[:-1]:
         x = act(x @ layer["w"] + layer["b"])

@@ -8,10 +8,10 @@ import pickletools
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import NOTEBOOK_SHA256
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import mutated
@@ -19,14 +19,7 @@ from strategies import mutated
 from digits.notebook import load_notebook_params
 from nets.errors import CheckpointError
 
-SEED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed-notebook"
-SEED_FILE = SEED_DIR / "params_100_64_28.pkl"
-SEED_SHA256 = "bad00acd2ff520739895461cfb5ddfda7a7903ab4f01289a7d9f42a2876d02e3"
 ALLOWED_GLOBALS = {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"}
-
-needs_seed = pytest.mark.skipif(
-    not SEED_FILE.exists(), reason=f"the notebook's parameter file is not at {SEED_FILE}"
-)
 
 
 def notebook_dict(sizes=(4, 3, 2), column_bias=True, seed=0):
@@ -63,23 +56,21 @@ def arrays_from_stream(data, sizes):
 
 # -------------------------------------------------------------------------- the real file
 
-@needs_seed
-def test_seed_file_is_the_documented_one_and_names_only_numpy_globals():
-    data = SEED_FILE.read_bytes()
-    assert hashlib.sha256(data).hexdigest() == SEED_SHA256
-    readme = (SEED_DIR / "README.md").read_text()
-    assert SEED_SHA256 in readme
+def test_seed_file_is_the_documented_one_and_names_only_numpy_globals(notebook_pkl):
+    data = notebook_pkl.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == NOTEBOOK_SHA256
+    readme = notebook_pkl.parent / "README.md"  # the shared copy documents its checksum
+    assert not readme.exists() or NOTEBOOK_SHA256 in readme.read_text()
     ops = [(op.name, arg) for op, arg, _ in pickletools.genops(data)]
     assert {arg for name, arg in ops if name == "GLOBAL"} == ALLOWED_GLOBALS
     assert not {name for name, _ in ops} & {"STACK_GLOBAL", "INST", "OBJ", "EXT1", "EXT2",
                                             "EXT4", "PERSID", "BINPERSID"}
 
 
-@needs_seed
-def test_seed_file_imports_with_the_original_values_transposed():
-    params, sizes = load_notebook_params(SEED_FILE)
+def test_seed_file_imports_with_the_original_values_transposed(notebook_pkl):
+    params, sizes = load_notebook_params(notebook_pkl)
     assert sizes == [784, 100, 64, 28, 10]
-    reference = arrays_from_stream(SEED_FILE.read_bytes(), sizes)
+    reference = arrays_from_stream(notebook_pkl.read_bytes(), sizes)
     assert len(params) == 4
     for l, layer in enumerate(params, start=1):
         assert set(layer) == {"w", "b"}

@@ -1,6 +1,5 @@
 """Tests for digits.photos: photo -> MNIST-style 28x28, image files; the photo fixtures."""
 
-import gzip
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from digits import photos as images
+from digits.datasets import load_dataset
 from nets.errors import ImageError, NetsError
 
 Image = pytest.importorskip("PIL.Image")
@@ -38,8 +38,7 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def digits(mnist_dir: Path) -> np.ndarray:
     """All 10 000 real MNIST test digits, (10000, 28, 28) uint8."""
-    with gzip.open(mnist_dir / "t10k-images-idx3-ubyte.gz") as f:
-        return np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    return load_dataset("mnist", mnist_dir, download=False).test_images
 
 
 @pytest.fixture(scope="module")

@@ -540,6 +540,23 @@ def test_help_shows_each_default_once(capsys):
         assert section.count("(default") == 1 and f"(default {default})" in section, section
 
 
+@pytest.mark.parametrize("argv, suggestion", [
+    (["--lrr", "0.1"], "--lr"), (["--optimiser=sgd"], "--optimizer"),
+    (["--epochs", "1", "--bach-size", "8"], "--batch-size"), (["--layer", "784", "10", "--sed"],
+                                                              "--seed")])
+def test_an_unknown_flag_gets_a_did_you_mean(capsys, argv, suggestion):
+    code, out, err = cli(capsys, *argv)
+    assert_usage_error(code, err, f"did you mean {suggestion}?")
+    assert out == ""
+
+
+def test_an_unknown_word_without_a_close_flag_gets_no_guess(capsys):
+    for argv in (["--xyzzy"], ["stray"]):
+        code, _, err = cli(capsys, *argv)
+        assert_usage_error(code, err, "unrecognized arguments: " + argv[0])
+        assert "did you mean" not in err
+
+
 def test_a_loss_that_explodes_stops_like_nan_and_saves_nothing(capsys, tmp_path, data_dir):
     model = tmp_path / "m.npz"
     code, _, err = cli(capsys, "--data-dir", data_dir, "--save", model, *TINY,
