@@ -39,7 +39,8 @@ RUNS = {
 def run_once(flags: list[str], seed: int, data_dir: str | None, workdir: Path) -> dict:
     report = workdir / f"report-{seed}-{len(list(workdir.iterdir()))}.json"
     command = [sys.executable, str(ROOT / "train.py"), *flags, "--seed", str(seed), "--quiet",
-               "--save", str(workdir / "model.npz"), "--report", str(report)]
+               "--save", str(workdir / "model.npz"), "--overwrite", "--no-checkpoint",
+               "--report", str(report)]
     if data_dir:
         command += ["--data-dir", data_dir]
     start = time.perf_counter()
