@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from digits.blas_threads import ThreadTuner
 from digits.datasets import Dataset
 from digits.limits import check_memory
 from digits.modelfile import TrainedModel, load_checkpoint, load_model, save_checkpoint, save_model
@@ -125,14 +124,9 @@ def run_training(settings: Settings, dataset: Dataset, files: Files, *,
             save_checkpoint(files.checkpoint, s, run)
             saved["epoch"] = s.epoch
 
-    def on_step(s: TrainState) -> None:
-        bar.step(s)
-        threads.tick()  # the BLAS thread count follows how busy the machine is
-
-    with StopOnSignal() as stop, _ProgressBar(len(data.train_x), settings, progress) as bar, \
-            ThreadTuner() as threads:
+    with StopOnSignal() as stop, _ProgressBar(len(data.train_x), settings, progress) as bar:
         try:
-            state = train(state, network.apply, cost, data, settings, on_step=on_step,
+            state = train(state, network.apply, cost, data, settings, on_step=bar.step,
                           on_epoch=checkpoint, should_stop=stop)
         except TrainingDiverged as error:
             kept = (f"the last good checkpoint (epoch {saved['epoch']}) is kept at "
