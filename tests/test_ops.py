@@ -462,6 +462,26 @@ def test_repeated_indices_accumulate():
     np.testing.assert_array_equal(g, [3.0, 0.0, 1.0])
 
 
+@pytest.mark.parametrize("index", [(slice(None), [0, 0, 2]), (slice(1, None), 1),
+                                   np.array([[True, False, True], [False, True, True]])],
+                         ids=["repeated", "basic", "mask"])
+def test_indexing_to_third_order_and_forward_over_reverse(index):
+    # The rule of getitem is a scatter, whose rule is a getitem again. That rule is itself
+    # differentiated only where the scatter's cotangent is traced: forward over reverse
+    # (jvp of grad) transposes the backward pass of grad, scatter included.
+    from autodiff import grad, hessian, jvp
+
+    rng = np.random.default_rng(3)
+    x, t = rng.uniform(0.5, 1.5, (2, 3)), rng.standard_normal((2, 3))
+
+    def f(x):
+        return anp.sum(anp.sin(x[index]) * x[index] ** 2)
+
+    check_grads(f, (x,), order=3)
+    expected = np.tensordot(hessian(f)(x), t, axes=2)
+    np.testing.assert_allclose(jvp(grad(f), (x,), (t,))[1], expected, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_concatenate_and_stack(axis):
     rng = np.random.default_rng(9)
