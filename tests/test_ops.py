@@ -666,3 +666,25 @@ def test_structural(index, seed):
     args = _structural_args(op, seed)
     _assert_trees_close(op.call(anp, *args), op.call(np, *args), rtol=1e-12, atol=1e-12)
     check_grads(lambda *args: op.call(anp, *args), args, order=2)
+
+
+@pytest.mark.parametrize("index", range(len(STRUCTURAL)),
+                         ids=[f"{op.name}-{i}" for i, op in enumerate(STRUCTURAL)])
+def test_structural_forward_over_reverse(index):
+    """jvp of grad against hvp (reverse over reverse): forward over reverse transposes the
+    backward pass, so every rule that ran in it (the scatters that transpose the gathers
+    included) is differentiated in its cotangent."""
+    from autodiff import grad, hvp, jvp
+
+    op = STRUCTURAL[index]
+    args = _structural_args(op, 0)
+    tangents = tuple(np.random.default_rng(5).standard_normal(np.shape(a)) for a in args)
+
+    def f(*args):
+        total = 0.0
+        for leaf in tree_leaves(op.call(anp, *args)):
+            total = total + anp.sum(anp.sin(leaf))
+        return total
+
+    forward = jvp(grad(f), args, tangents)[1]
+    np.testing.assert_allclose(forward, hvp(f, args, tangents), rtol=1e-9, atol=1e-12)
