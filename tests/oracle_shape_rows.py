@@ -152,8 +152,9 @@ def _linalg(name, make=lambda ops, x: x):
 
 
 def _well_conditioned(ops, x):
-    # x x^T + I: symmetric positive definite, eigenvalues at least 1
-    return ops.m.matmul(x, ops.m.swapaxes(x, -1, -2)) + ops.m.eye(x.shape[-1])
+    # x x^T + I, with I the size of x x^T (x need not be square): symmetric positive
+    # definite, eigenvalues at least 1
+    return ops.m.matmul(x, ops.m.swapaxes(x, -1, -2)) + ops.m.eye(x.shape[-2])
 
 
 LINEAR_ALGEBRA = [

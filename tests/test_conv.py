@@ -255,3 +255,28 @@ def test_flatten():
 def test_bad_shapes_and_settings_raise_value_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("layer", ["conv NCHW", "conv CHWN", "max_pool2d", "avg_pool2d"])
+def test_forward_over_reverse(layer):
+    """jvp of grad against hvp (reverse over reverse): forward over reverse differentiates
+    the backward pass in its cotangent, so col2im's and the pooling scatters' own rules run
+    on traced values."""
+    from autodiff import hvp, jvp
+
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 2, 2))
+    calls = {
+        "conv NCHW": lambda x, w: conv2d(x, w, stride=1, padding=1),
+        "conv CHWN": lambda x, w: conv2d(to_layout(x, "NCHW", "CHWN"), w, padding=1,
+                                         layout="CHWN"),
+        "max_pool2d": lambda x, w: max_pool2d(x * w[0, 0, 0, 0], 2, 1),
+        "avg_pool2d": lambda x, w: avg_pool2d(x * w[0, 0, 0, 0], 2, 1),
+    }
+
+    def f(x, w):
+        return anp.sum(anp.sin(calls[layer](x, w)))
+
+    tangents = (rng.standard_normal(x.shape), rng.standard_normal(w.shape))
+    np.testing.assert_allclose(jvp(grad(f), (x, w), tangents)[1], hvp(f, (x, w), tangents),
+                               rtol=1e-9, atol=1e-12)

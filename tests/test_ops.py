@@ -462,6 +462,26 @@ def test_repeated_indices_accumulate():
     np.testing.assert_array_equal(g, [3.0, 0.0, 1.0])
 
 
+@pytest.mark.parametrize("index", [(slice(None), [0, 0, 2]), (slice(1, None), 1),
+                                   np.array([[True, False, True], [False, True, True]])],
+                         ids=["repeated", "basic", "mask"])
+def test_indexing_to_third_order_and_forward_over_reverse(index):
+    # The rule of getitem is a scatter, whose rule is a getitem again. That rule is itself
+    # differentiated only where the scatter's cotangent is traced: forward over reverse
+    # (jvp of grad) transposes the backward pass of grad, scatter included.
+    from autodiff import grad, hessian, jvp
+
+    rng = np.random.default_rng(3)
+    x, t = rng.uniform(0.5, 1.5, (2, 3)), rng.standard_normal((2, 3))
+
+    def f(x):
+        return anp.sum(anp.sin(x[index]) * x[index] ** 2)
+
+    check_grads(f, (x,), order=3)
+    expected = np.tensordot(hessian(f)(x), t, axes=2)
+    np.testing.assert_allclose(jvp(grad(f), (x,), (t,))[1], expected, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_concatenate_and_stack(axis):
     rng = np.random.default_rng(9)
@@ -646,3 +666,25 @@ def test_structural(index, seed):
     args = _structural_args(op, seed)
     _assert_trees_close(op.call(anp, *args), op.call(np, *args), rtol=1e-12, atol=1e-12)
     check_grads(lambda *args: op.call(anp, *args), args, order=2)
+
+
+@pytest.mark.parametrize("index", range(len(STRUCTURAL)),
+                         ids=[f"{op.name}-{i}" for i, op in enumerate(STRUCTURAL)])
+def test_structural_forward_over_reverse(index):
+    """jvp of grad against hvp (reverse over reverse): forward over reverse transposes the
+    backward pass, so every rule that ran in it (the scatters that transpose the gathers
+    included) is differentiated in its cotangent."""
+    from autodiff import grad, hvp, jvp
+
+    op = STRUCTURAL[index]
+    args = _structural_args(op, 0)
+    tangents = tuple(np.random.default_rng(5).standard_normal(np.shape(a)) for a in args)
+
+    def f(*args):
+        total = 0.0
+        for leaf in tree_leaves(op.call(anp, *args)):
+            total = total + anp.sum(anp.sin(leaf))
+        return total
+
+    forward = jvp(grad(f), args, tangents)[1]
+    np.testing.assert_allclose(forward, hvp(f, args, tangents), rtol=1e-9, atol=1e-12)
