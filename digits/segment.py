@@ -34,14 +34,11 @@ import numpy as np
 
 from digits.imagefiles import load_image, save_input_image
 from digits.modelfile import TrainedModel
-from digits.photos import SCIPY_HINT, _background, _check_gray, _otsu, to_mnist
+from digits.photos import _background, _check_gray, _ndimage, _otsu, to_mnist
 from digits.reports import top3_line
 from nets.errors import ImageError
 
-try:
-    from scipy import ndimage
-except ImportError:  # one line for the user, not a traceback
-    raise ImageError(SCIPY_HINT) from None
+ndimage = _ndimage()  # without scipy: one ImageError naming the extra, not a traceback
 
 WORK_SIZE = 1600  # at most this longer side for finding the digits ...
 WORK_SHORT = 120  # ... and about this shorter side: digits stay over 10 px tall there
