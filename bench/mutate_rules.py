@@ -3,6 +3,7 @@
     python bench/mutate_rules.py                  # every rule of every primitive, every kind
     python bench/mutate_rules.py --quick          # zero and doubled mutants only
     python bench/mutate_rules.py --ops maximum,sum --jobs 2
+    python bench/mutate_rules.py --ops untake --kinds nondifferentiable
 
 Primitives are found by importing the `autodiff` and `nets` packages and walking the loaded
 modules for ops with rules. Each rule is replaced in turn by a wrong one (see
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="mutants run in parallel (default: one per CPU)")
     parser.add_argument("--quick", action="store_true", help="zero and doubled mutants only")
+    parser.add_argument("--kinds", help="comma-separated kinds of mutant (default: all of "
+                        f"{', '.join(mutant_plugin.KINDS)})")
     args = parser.parse_args(argv)
     ops = discover()
     if args.ops:
@@ -169,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         if not ops:
             parser.error(f"no primitive is named any of {sorted(wanted)}")
     kinds = QUICK_KINDS if args.quick else mutant_plugin.KINDS
+    if args.kinds:
+        kinds = tuple(args.kinds.split(","))
+        if not set(kinds) <= set(mutant_plugin.KINDS):
+            parser.error(f"unknown kinds {sorted(set(kinds) - set(mutant_plugin.KINDS))}")
     specs = mutants(ops, kinds)
     print(f"{len(ops)} primitives, {len(specs)} mutants, {args.jobs} at a time")
     baseline, seconds = run_suite(None)
