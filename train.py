@@ -7,6 +7,7 @@ non-zero exit code; --debug (or DIGITS_DEBUG=1) shows the traceback."""
 from __future__ import annotations
 
 import digits.console  # first: a Ctrl-C while the rest loads ends in one line
+import digits.threads  # before NumPy loads: see digits/threads.py
 
 import argparse
 import sys
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from(args, parser)
     keep_freed_memory()  # no page faults for reused arrays: see digits/allocator.py
     try:
+        digits.threads.use_cores()
         if args.plots:
             require_matplotlib()
         if args.predict or args.serve:

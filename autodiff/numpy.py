@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from autodiff import parallel
 from autodiff.core import (
     Box,
     defvjp,
@@ -523,7 +524,7 @@ def _matmul_rule_b(g, ans, a, b):
     return unbroadcast(matmul(swapaxes(a, -1, -2), g), b)
 
 
-matmul = primitive(np.matmul)
+matmul = primitive(parallel.matmul)
 defvjp(matmul, _matmul_rule_a, _matmul_rule_b)
 
 

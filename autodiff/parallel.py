@@ -1,0 +1,194 @@
+"""Large matrix products on a few threads of our own, with results that never depend on
+how many threads ran them or how busy the machine was.
+
+Why not let the BLAS library use its own threads? Two reasons, both measured on a 2-core
+machine with OpenBLAS:
+
+- Its threads spin while they wait for each other. When another process keeps one core
+  busy, a thread that has lost its core holds up every product until the scheduler gives
+  it back: a training step of the default MLP took 10 to 30 times as long as with one
+  thread.
+- Its results depend on the thread count: a (128, 784) @ (784, 256) float32 product
+  differs by up to 7e-5 between one thread and two, so a run resumed on a machine with
+  another load (or another thread count) would not end with the same parameters.
+
+Here the BLAS library runs single-threaded, and `matmul` splits a large product into
+blocks of rows, a partition fixed by the shapes alone. Each block is an ordinary
+single-threaded product, so the result is the same, bit for bit, whichever thread
+computed which block. Threads take blocks from a shared counter, so a thread that has
+lost its core takes fewer; and when the caller has done every block but one that a
+worker started and has not finished, it computes that block itself (the same bits) into
+a fresh result instead of waiting for the scheduler.
+
+`set_threads(n)` turns this on (the command-line tools call it with the number of
+cores, after telling the BLAS library to use one thread); with the default of one thread
+`matmul` is `np.matmul` and importing the engine starts no thread.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import os
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+# Products with fewer multiply-adds than this run on the calling thread: handing work to
+# another thread costs tens of microseconds, a product this size about as much.
+MIN_WORK = 2_000_000
+# Every large product is cut into this many blocks whatever the thread count, so that the
+# partition, and with it every bit of the result, depends on the shapes alone.
+BLOCKS = 4
+
+_pool: list[threading.Thread] = []
+_jobs: list = []  # the products the workers are asked to help with; None: stop
+_wake = threading.Condition()
+_threads = 1
+
+
+def threads() -> int:
+    """How many threads `matmul` uses (1: it is `np.matmul`)."""
+    return _threads
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(n: int) -> None:
+    """Compute large float products on `n` threads (the caller and n - 1 workers)."""
+    global _threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the thread count must be a positive integer, got {n!r}")
+    with _wake:
+        _jobs.extend([None] * len(_pool))  # each worker takes one None and stops
+        _wake.notify_all()
+    for worker in _pool:
+        worker.join()
+    _pool.clear()
+    _jobs.clear()
+    _threads = n
+    for _ in range(n - 1):
+        worker = threading.Thread(target=_work, name="autodiff-matmul", daemon=True)
+        worker.start()
+        _pool.append(worker)
+
+
+def blocks(size: int, count: int = BLOCKS) -> list[slice]:
+    """`range(size)` cut into at most `count` contiguous slices of nearly equal length."""
+    count = max(1, min(count, size))
+    edges = [size * i // count for i in range(count + 1)]
+    return [slice(start, stop) for start, stop in zip(edges[:-1], edges[1:])]
+
+
+class _Job:
+    """One product a @ b cut along its largest dimension: rows of a (axis 0), columns of
+    b (axis 1), or the summed dimension (axis 2: partial products, added up in order).
+    Blocks are claimed from `claims`; `done[i]` is set once block i is written."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray) -> None:
+        m, k = a.shape
+        n = b.shape[1]
+        self.a, self.b = a, b
+        self.axis = int(np.argmax((m, n, k)))
+        self.slices = blocks((m, n, k)[self.axis])
+        self.out = np.empty((m, n), dtype=a.dtype) if self.axis < 2 else None
+        self.parts: list = [None] * len(self.slices)
+        self.claims = itertools.count()  # next() is atomic: each block is claimed once
+        self.done = [False] * len(self.slices)
+        self.finished = threading.Condition()
+
+    def compute(self, i: int, out: np.ndarray | None) -> None:
+        """Block i, written into `out` (axes 0 and 1) or stored as a part (axis 2)."""
+        cut = self.slices[i]
+        if self.axis == 0:
+            np.matmul(self.a[cut], self.b, out=out[cut])
+        elif self.axis == 1:
+            np.matmul(self.a, self.b[:, cut], out=out[:, cut])
+        else:
+            self.parts[i] = np.matmul(self.a[:, cut], self.b[cut])
+
+    def run(self, out: np.ndarray | None, notify: bool) -> int:
+        """Claim and compute blocks until none is left; the number computed."""
+        count = 0
+        for i in self.claims:
+            if i >= len(self.slices):
+                break
+            self.compute(i, out)
+            count += 1
+            if notify:
+                with self.finished:
+                    self.done[i] = True
+                    self.finished.notify_all()
+            else:
+                self.done[i] = True
+        return count
+
+
+def _work() -> None:
+    while True:
+        with _wake:
+            while not _jobs:
+                _wake.wait()
+            job = _jobs.pop()  # the newest: older ones are finished or nearly so
+        if job is None:
+            return
+        try:
+            job.run(job.out, notify=True)
+        except Exception:  # noqa: BLE001 - the caller computes an unfinished block itself
+            pass
+
+
+def _eligible(a: Any, b: Any, kwargs: dict) -> bool:
+    return (_threads > 1 and not kwargs and type(a) is np.ndarray and type(b) is np.ndarray
+            and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype
+            and a.dtype in (np.float32, np.float64) and a.shape[1] == b.shape[0]
+            and a.shape[0] * a.shape[1] * b.shape[1] >= MIN_WORK)
+
+
+def matmul(a: Any, b: Any, /, out: Any = None, **kwargs: Any) -> Any:
+    """`np.matmul(a, b)`; large 2-D float products are computed in blocks on the threads
+    `set_threads` started. The bits depend on the shapes only, never on the threads."""
+    if out is not None or not _eligible(a, b, kwargs):
+        return np.matmul(a, b, out=out, **kwargs)
+    job = _Job(a, b)
+    with _wake:
+        _jobs.extend([job] * (_threads - 1))
+        _wake.notify(_threads - 1)
+    started = time.perf_counter()
+    mine = job.run(job.out, notify=False)
+    per_block = (time.perf_counter() - started) / max(mine, 1)
+    out = _collect(job, max(per_block, 1e-4))
+    if job.axis < 2:
+        return out
+    total = job.parts[0]
+    for part in job.parts[1:]:  # always in block order: the same bits every time
+        total += part
+    return total
+
+
+# NumPy's own signature, so that `autodiff.numpy.matmul` keeps its calling convention.
+matmul.__signature__ = inspect.signature(np.matmul)
+
+
+def _collect(job: _Job, seconds: float) -> np.ndarray | None:
+    """Wait about one block's time for the workers; then compute every block still not
+    done on this thread, into a copy of the result, so that a late worker never writes
+    into what is returned."""
+    with job.finished:
+        job.finished.wait_for(lambda: all(job.done), timeout=seconds)
+        late = [i for i, done in enumerate(job.done) if not done]
+        if not late:
+            return job.out
+        out = None if job.out is None else job.out.copy()
+    # A late worker may still store its part (axis 2): the same bits as ours.
+    for i in late:
+        job.compute(i, out)
+    return out

@@ -1,0 +1,121 @@
+"""Large products on several threads: the same bits whatever the thread count, even when a
+worker falls behind, and exactly np.matmul's results up to rounding."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autodiff.numpy as anp
+from autodiff import grad, parallel
+
+
+@pytest.fixture
+def threads():
+    """Set the thread count for one test; back to one thread afterwards."""
+    yield parallel.set_threads
+    parallel.set_threads(1)
+
+
+def _product(rng, m, k, n, dtype):
+    return (rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype))
+
+
+# Shapes whose largest dimension is each of rows, columns and the summed one.
+SHAPES = [(300, 120, 90), (40, 150, 700), (30, 3000, 40), (129, 784, 256)]
+
+
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_same_bits_for_any_thread_count(threads, m, k, n, dtype):
+    a, b = _product(np.random.default_rng(m), m, k, n, dtype)
+    results = []
+    for count in (2, 3, 4):
+        threads(count)
+        results.append(parallel.matmul(a, b))
+    for result in results[1:]:
+        assert result.dtype == dtype
+        np.testing.assert_array_equal(result, results[0])
+    np.testing.assert_allclose(results[0], a @ b, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-3 if dtype == np.float32 else 1e-10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 300), k=st.integers(1, 300), n=st.integers(1, 300))
+def test_any_shape_matches_numpy(m, k, n):
+    parallel.set_threads(2)
+    try:
+        a, b = _product(np.random.default_rng(m * k + n), m, k, n, np.float64)
+        np.testing.assert_allclose(parallel.matmul(a, b), a @ b, rtol=1e-10, atol=1e-10)
+    finally:
+        parallel.set_threads(1)
+
+
+def test_a_late_worker_is_not_waited_for_and_never_writes_into_the_result(threads, monkeypatch):
+    """A worker that has lost its core: the caller computes the worker's block itself, in
+    about one block's time, and what it returned stays as it was after the worker ends."""
+    a, b = _product(np.random.default_rng(0), 400, 300, 200, np.float64)
+    threads(2)
+    expected = parallel.matmul(a, b)
+    compute = parallel._Job.compute
+    released = threading.Event()
+
+    def slow_worker(job, i, out):
+        if threading.current_thread() is not threading.main_thread():
+            released.wait(5)  # the worker is "descheduled" until the caller has returned
+            if out is not None:
+                out[...] = -1.0  # what a late write into the returned array would do
+        compute(job, i, out)
+
+    monkeypatch.setattr(parallel._Job, "compute", slow_worker)
+    started = time.perf_counter()
+    result = parallel.matmul(a, b)
+    elapsed = time.perf_counter() - started
+    snapshot = result.copy()
+    released.set()
+    time.sleep(0.2)  # let the worker finish its block
+    assert elapsed < 4  # not the 5 s the worker was held
+    np.testing.assert_array_equal(result, expected)
+    np.testing.assert_array_equal(result, snapshot)
+
+
+def test_small_integer_and_batched_products_are_numpys(threads):
+    threads(2)
+    rng = np.random.default_rng(1)
+    small = rng.standard_normal((3, 4)), rng.standard_normal((4, 5))
+    ints = rng.integers(0, 9, (500, 500)), rng.integers(0, 9, (500, 500))
+    batched = rng.standard_normal((2, 300, 300)), rng.standard_normal((2, 300, 300))
+    for a, b in (small, ints, batched):
+        np.testing.assert_array_equal(parallel.matmul(a, b), np.matmul(a, b))
+    out = np.empty((300, 300))
+    assert parallel.matmul(batched[0][0], batched[1][0], out=out) is out
+
+
+def test_gradients_through_the_threads(threads):
+    """anp.matmul computes with parallel.matmul: values and gradients of a large product."""
+    threads(2)
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((200, 150)), rng.standard_normal((150, 100))
+    ga, gb = grad(lambda a, b: anp.sum(anp.tanh(a @ b)), argnums=(0, 1))(a, b)
+    g = 1 - np.tanh(a @ b) ** 2
+    np.testing.assert_allclose(ga, g @ b.T, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gb, a.T @ g, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_thread_count_is_checked(bad):
+    with pytest.raises(ValueError, match="positive integer"):
+        parallel.set_threads(bad)
+
+
+def test_blocks_cover_the_range_once():
+    for size in (1, 2, 3, 7, 128, 1000):
+        cuts = parallel.blocks(size, 4)
+        covered = np.concatenate([np.arange(size)[cut] for cut in cuts])
+        np.testing.assert_array_equal(covered, np.arange(size))
+        assert len(cuts) == min(size, 4)
