@@ -33,8 +33,9 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     that cannot work."""
     given = {f.name: getattr(args, f.name) for f in fields(Settings)
              if getattr(args, f.name) is not None}
-    if "layers" in given:
-        given["layers"] = tuple(n for part in given["layers"] for n in part)
+    for name in ("layers", "channels"):  # each given as one or more lists of integers
+        if name in given:
+            given[name] = tuple(n for part in given[name] for n in part)
     fixed = sorted(set(given) - {"epochs"}) or (["recipe"] if args.recipe else [])
     uses = [a for a in MODEL_ACTIONS if getattr(args, a)]
     empty = [k for k, v in vars(args).items() for v in (v if isinstance(v, list) else [v])

@@ -29,6 +29,8 @@ def _layers(text: str) -> tuple[int, ...]:
 SETTING_FLAGS = (  # (setting, parser or None for CHOICES, help); defaults from the recipe
     ("dataset", None, ""), ("model", None, "network kind"),
     ("layers", _layers, "MLP sizes, inputs first: 784,256,10 or 784 256 10"),
+    ("channels", _layers, "the cnn's conv blocks, output channels of each "
+     f"(cnn: {','.join(map(str, RECIPES['cnn'].channels))})"),
     ("activation", None, "hidden activation"), ("init", None, "weight initialisation"),
     ("init_scale", float, "std of init normal"), ("cost", None, ""), ("optimizer", None, ""),
     ("lr", float, "learning rate"), ("schedule", None, "learning-rate schedule"),
@@ -38,6 +40,7 @@ SETTING_FLAGS = (  # (setting, parser or None for CHOICES, help); defaults from 
     ("shift", int, f"shift training images up to SHIFT pixels (cnn: {RECIPES['cnn'].shift})"),
     ("seed", int, "seed of initialisation, split and shuffling"),
     ("val_size", int, "training images held out for validation"))
+SIZES = ("layers", "channels")  # settings given as lists of integers
 OTHER_FLAGS = {  # group: (flag, metavar or None for a switch, help)
     "files": (
         ("--data-dir", "DIR", "the four IDX files (default $MNIST_DIR, else a download)"),
@@ -69,11 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "original notebook's network and training (default mlp, or cnn with --model)")
     for name, kind, help_ in SETTING_FLAGS:
         default = getattr(RECIPES["mlp"], name)
-        default = ",".join(map(str, default)) if name == "layers" else default
+        default = ",".join(map(str, default)) if name in SIZES else default
         options = {"choices": CHOICES[name]} if kind is None else \
             {"type": kind, "metavar": name.split("_")[-1].upper()}
         g.add_argument("--" + name.replace("_", "-"), **options, help=f"{help_} (default "
-                       f"{default})".lstrip(), nargs="+" if name == "layers" else None)
+                       f"{default})".lstrip(), nargs="+" if name in SIZES else None)
     for group, flags in OTHER_FLAGS.items():
         g = p.add_argument_group(group)
         for flag, metavar, help_, *default in flags:  # a 4th item: the default

@@ -33,11 +33,13 @@ CHOICES = {"dataset": DATASETS, "model": MODEL_KINDS, "activation": tuple(ACTIVA
 @dataclass(frozen=True)
 class Settings:
     """What to train and how. `batch_size=0` means full-batch gradient descent; `layers`
-    are the MLP's sizes, inputs first (empty for the CNN, whose architecture is fixed)."""
+    are the MLP's sizes, inputs first (empty for the CNN); `channels` are the CNN's conv
+    blocks, the output channels of each (empty for the MLP)."""
 
     dataset: str = "mnist"
     model: str = "mlp"
     layers: tuple[int, ...] = (784, 256, 128, 10)
+    channels: tuple[int, ...] = ()
     activation: str = "relu"
     init: str = "he"
     init_scale: float = 0.01  # the standard deviation of init "normal"
@@ -91,8 +93,16 @@ class Settings:
         text = ",".join(map(str, self.layers))
         if self.model == "cnn":
             if self.layers:
-                raise ConfigError("--layers describes an MLP; the cnn has a fixed architecture")
+                raise ConfigError("--layers describes an MLP; the cnn's conv blocks are set "
+                                  "with --channels")
+            if not self.channels or any(isinstance(n, bool) or not isinstance(n, int) or n < 1
+                                        for n in self.channels):
+                raise ConfigError("--channels: the cnn needs at least one positive integer "
+                                  f"channel count, got {','.join(map(str, self.channels))!r}")
             return
+        if self.channels:
+            raise ConfigError("--channels describes the cnn's conv blocks; an MLP's sizes "
+                              "are set with --layers")
         if len(self.layers) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1
                                        for n in self.layers):
             raise ConfigError(f"--layers: needs at least two positive integer sizes (inputs, "
@@ -104,8 +114,8 @@ class Settings:
                 f"{input_size} input pixels and the last the {num_classes} classes")
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of every field (layers as a list)."""
-        return {**asdict(self), "layers": list(self.layers)}
+        """A JSON-ready dict of every field (layers and channels as lists)."""
+        return {**asdict(self), "layers": list(self.layers), "channels": list(self.channels)}
 
     @classmethod
     def from_json(cls, data: Any) -> Settings:
@@ -114,10 +124,14 @@ class Settings:
         if not isinstance(data, dict) or set(data) - names:
             raise ConfigError(f"not a description of settings: {data!r:.200}")
         data = dict(data)
-        if "layers" in data:
-            if not isinstance(data["layers"], list):
-                raise ConfigError(f"layers must be a list, got {data['layers']!r:.100}")
-            data["layers"] = tuple(data["layers"])
+        if data.get("model") == "cnn" and "channels" not in data:
+            # Written before the setting existed, when every cnn had these conv blocks.
+            data["channels"] = list(EARLIER_CNN_CHANNELS)
+        for name in ("layers", "channels"):
+            if name in data:
+                if not isinstance(data[name], list):
+                    raise ConfigError(f"{name} must be a list, got {data[name]!r:.100}")
+                data[name] = tuple(data[name])
         return cls(**data).check()
 
 
@@ -135,7 +149,10 @@ def _number(name: str, value: Any, what: str, positive: bool = False) -> None:
 MLP = Settings()
 # Random shifts of up to 2 pixels keep the CNN from memorising the training set (without
 # them it reaches 100% training accuracy and about 99.2% on the test set).
-CNN = replace(MLP, model="cnn", layers=(), shift=2)
+CNN = replace(MLP, model="cnn", layers=(), channels=(16, 32), shift=2)
+# The conv blocks of every cnn before `channels` was a setting: files that do not name
+# their channels were trained with these.
+EARLIER_CNN_CHANNELS = (32, 64)
 # The original notebook: 784-100-64-28-10, ReLU hidden layers, sigmoid outputs with mean
 # squared error, full-batch gradient descent at 0.1, weights N(0, 1) * 0.01, zero biases.
 SEED = replace(MLP, layers=(784, 100, 64, 28, 10), cost="mse", optimizer="sgd", batch_size=0,

@@ -54,7 +54,7 @@ def mlp_shapes(sizes: list[int]) -> list[dict[str, np.ndarray]]:
 def cnn_shapes(input_shape: tuple[int, int, int], num_classes: int,
                channels: tuple[int, ...] = (32, 64), hidden: int = 128,
                kernel_size: int = 3) -> dict[str, list[dict[str, np.ndarray]]]:
-    """`nets.cnn.init_cnn`'s pytree (its default architecture), with stand-ins."""
+    """`nets.cnn.init_cnn`'s pytree, with stand-ins."""
     from nets.cnn import POOL
 
     in_c, h, w = input_shape
@@ -85,22 +85,27 @@ def make_mlp(
     return Model("mlp", apply, init_params, sizes[0], sizes[-1], lambda: mlp_shapes(sizes))
 
 
-def make_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10) -> Model:
-    """The convolutional network of nets.cnn for images of `input_shape` (C, H, W)."""
+def make_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
+             channels: tuple[int, ...] = (32, 64)) -> Model:
+    """The convolutional network of nets.cnn for images of `input_shape` (C, H, W), one
+    conv block per entry of `channels` (its output channels)."""
     from nets.cnn import cnn, init_cnn
 
+    channels = tuple(int(c) for c in channels)
+
     def init_params(rng: np.random.Generator) -> Any:
-        return init_cnn(rng, input_shape=tuple(input_shape), num_classes=num_classes)
+        return init_cnn(rng, input_shape=tuple(input_shape), num_classes=num_classes,
+                        channels=channels)
 
     return Model("cnn", cnn, init_params, int(np.prod(input_shape)), int(num_classes),
-                 lambda: cnn_shapes(tuple(input_shape), int(num_classes)))
+                 lambda: cnn_shapes(tuple(input_shape), int(num_classes), channels))
 
 
 def build_model(settings: Settings, image_shape: tuple[int, ...] = (28, 28),
                 num_classes: int = 10) -> Model:
     """The model `settings` describe, for images of `image_shape` (H, W) and `num_classes`."""
     if settings.model == "cnn":
-        return make_cnn((1, *image_shape), num_classes)
+        return make_cnn((1, *image_shape), num_classes, settings.channels)
     return make_mlp(list(settings.layers), settings.activation, settings.init,
                     settings.init_scale)
 

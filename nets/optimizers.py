@@ -144,18 +144,21 @@ SCHEDULES = ("constant", "step", "cosine")
 
 
 def learning_rate(
-    schedule: str, base: float, epoch: int, epochs: int, step_every: int = 0, gamma: float = 0.1
+    schedule: str, base: float, epoch: float, epochs: int, step_every: int = 0,
+    gamma: float = 0.1,
 ) -> float:
-    """The learning rate for 0-based `epoch` of `epochs`.
+    """The learning rate `epoch` epochs into a run of `epochs` (0-based; fractions are
+    steps inside an epoch: the training loop asks once per step).
 
-    constant: base. step: base * gamma ** (epoch // step_every) (step_every defaults to a
-    third of the run). cosine: from base down to 0 over the run, half a cosine period.
+    constant: base. step: base * gamma ** (whole epochs // step_every) (step_every defaults
+    to a third of the run). cosine: from base down towards 0 over the run, half a cosine
+    period, a little lower at every step.
     """
     if schedule == "constant":
         return base
     if schedule == "step":
         every = step_every or max(1, math.ceil(epochs / 3))
-        return base * gamma ** (epoch // every)
+        return base * gamma ** (int(epoch) // every)
     if schedule == "cosine":
         return base * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
     raise ConfigError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")

@@ -142,8 +142,9 @@ def train(
         rng = np.random.default_rng()
         rng.bit_generator.state = state.rng_state
         order = rng.permutation(n) if batch < n else np.arange(n)
-        lr = learning_rate(settings.schedule, settings.lr, state.epoch, settings.epochs)
         while state.step < steps_per_epoch:
+            lr = learning_rate(settings.schedule, settings.lr,
+                               state.epoch + state.step / steps_per_epoch, settings.epochs)
             index = order[state.step * batch:(state.step + 1) * batch]
             x, labels = data.train_x[index], data.train_labels[index]
             if settings.shift:

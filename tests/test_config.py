@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from nets.config import CHOICES, CNN, MLP, RECIPES, SEED, Settings
+from nets.config import CHOICES, CNN, EARLIER_CNN_CHANNELS, MLP, RECIPES, SEED, Settings
 from nets.errors import ConfigError
 
 
@@ -14,7 +14,8 @@ def test_recipes_are_settings_and_pass_the_check():
     for recipe in RECIPES.values():
         assert isinstance(recipe, Settings) and recipe.check() is recipe
     assert MLP == Settings() and MLP.layers == (784, 256, 128, 10) and MLP.shift == 0
-    assert CNN.model == "cnn" and CNN.layers == () and CNN.shift == 2
+    assert CNN.model == "cnn" and CNN.layers == () and CNN.channels and CNN.shift == 2
+    assert MLP.channels == () and SEED.channels == ()
     assert (SEED.layers, SEED.cost, SEED.optimizer, SEED.batch_size, SEED.lr, SEED.init,
             SEED.init_scale, SEED.epochs, SEED.schedule) == (
         (784, 100, 64, 28, 10), "mse", "sgd", 0, 0.1, "normal", 0.01, 300, "constant")
@@ -56,6 +57,9 @@ def test_from_json_refuses_what_is_not_settings(data, words):
     ({"layers": (784,)}, "--layers"),
     ({"layers": (784, 0, 10)}, "--layers"),
     ({"model": "cnn"}, "--layers describes an MLP"),
+    ({"model": "cnn", "layers": ()}, "--channels: the cnn needs"),
+    ({"model": "cnn", "layers": (), "channels": (16, 0)}, "--channels: the cnn needs"),
+    ({"channels": (16, 32)}, "--channels describes the cnn"),
     ({"patience": 2, "val_size": 0}, "--patience .* --val-size"),
 ])
 def test_check_names_the_setting(changes, words):
@@ -83,3 +87,11 @@ def test_every_choice_is_checked():
 def test_bad_layer_sizes(sizes):
     with pytest.raises(ConfigError, match="--layers: needs at least two positive integer"):
         Settings(layers=tuple(sizes)).check()
+
+
+def test_a_cnn_file_from_before_channels_were_a_setting_reads_as_those_channels():
+    stored = {k: v for k, v in CNN.to_json().items() if k != "channels"}
+    assert Settings.from_json(stored).channels == EARLIER_CNN_CHANNELS == (32, 64)
+    assert Settings.from_json(MLP.to_json()).channels == ()
+    with pytest.raises(ConfigError, match="channels must be a list"):
+        Settings.from_json({**CNN.to_json(), "channels": "16,32"})

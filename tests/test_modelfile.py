@@ -105,12 +105,12 @@ def test_the_normalisation_is_applied_inside(tmp_path, images):
 
 
 def test_a_cnn_round_trips_and_is_checked(tmp_path, images):
-    params = init_cnn(np.random.default_rng(2))
+    params = init_cnn(np.random.default_rng(2), channels=CNN.channels)
     model, _ = saved(tmp_path, CNN, params)
     assert model.kind == "cnn"
     np.testing.assert_allclose(model.logits(images), cnn(params, images.reshape(5, 784)),
                                rtol=1e-5)
-    bad = init_cnn(np.random.default_rng(2), hidden=64)
+    bad = init_cnn(np.random.default_rng(2), channels=CNN.channels, hidden=64)
     with pytest.raises(CheckpointError, match="parameter dense/0/b has shape"):
         save_model(tmp_path / "bad.npz", bad, CNN, DIGITS)
 
@@ -120,7 +120,7 @@ def test_summary_names_layers_parameters_dataset_and_accuracy(tmp_path):
     text = model.summary()
     assert "dense 784 -> 8, relu" in text and "dense 8 -> 10" in text
     assert f"{model.num_params:,}" in text and "mnist" in text and "98.76%" in text
-    cnn_model, _ = saved(tmp_path, CNN, init_cnn(np.random.default_rng(0)))
+    cnn_model, _ = saved(tmp_path, CNN, init_cnn(np.random.default_rng(0), channels=CNN.channels))
     assert "conv2d" in cnn_model.summary() and "not measured" in cnn_model.summary()
 
 

@@ -57,7 +57,7 @@ def test_training_memory_grows_with_what_it_should():
                            10, 55000)
     assert wide["parameters"] > 10**12 > base["parameters"]
     full = training_memory(dataclasses.replace(CNN, batch_size=0), (28, 28), 10, 55000)
-    assert full["activations"] > 50 * 2**30 > training_memory(CNN, (28, 28), 10, 55000)[
+    assert full["activations"] > 20 * 2**30 > training_memory(CNN, (28, 28), 10, 55000)[
         "activations"]
 
 

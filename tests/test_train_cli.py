@@ -221,6 +221,8 @@ def test_evaluate_prints_accuracy_and_confusion_matrix(capsys, tmp_path, data_di
     (["--export-onnx", "m.onnx"], ["--export-onnx", "--load"]),
     (["--serve", "--port", "http"], ["--port", "invalid int value"]),
     (["--model", "cnn", "--layers", "784,10"], ["--layers", "cnn"]),
+    (["--channels", "8,16"], ["--channels", "cnn"]),
+    (["--model", "cnn", "--channels", "8,0"], ["--channels", "positive"]),
     (["--patience", "2", "--val-size", "0"], ["--patience", "--val-size"]),
 ])
 def test_bad_arguments_are_usage_errors(capsys, tmp_path, data_dir, options, words):
@@ -577,3 +579,14 @@ def test_the_cnn_trains_saves_and_evaluates(capsys, tmp_path, data_dir):
     code, out, err = cli(capsys, "--load", model, "--evaluate", "--data-dir", data_dir)
     assert code == 0, err
     assert confusion_counts(out).sum() == N_TEST
+
+
+def test_the_cnn_takes_its_conv_blocks_from_channels(capsys, tmp_path, data_dir):
+    model = tmp_path / "cnn.npz"
+    code, out, err = cli(capsys, "--data-dir", data_dir, "--save", model, "--model", "cnn",
+                         "--channels", "4", "6", "2", "--epochs", "1", "--val-size", VAL,
+                         "--quiet")
+    assert code == 0, err
+    loaded = load_model(model)
+    assert loaded.settings.channels == (4, 6, 2)
+    assert [layer["w"].shape[0] for layer in loaded.params["conv"]] == [4, 6, 2]
