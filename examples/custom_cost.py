@@ -30,7 +30,7 @@ quick = bool(os.environ.get("EXAMPLES_QUICK"))
 mnist = load_dataset("mnist")
 count = 10_000 if quick else len(mnist.train_images)
 data = split(prepare_images(mnist.train_images[:count]), mnist.train_labels[:count].astype(int),
-             val_size=1000 if quick else 5000, num_classes=10)
+             val_size=1000 if quick else 5000, num_classes=10, image_shape=(28, 28))
 settings = replace(MLP, layers=(784, 256, 10), epochs=1 if quick else 3)
 params = init_mlp(np.random.default_rng(0), settings.layers)
 state = train(init_state(params, settings), mlp, smoothed_cross_entropy, data, settings,

@@ -1,7 +1,7 @@
 """The settings of a run: one frozen dataclass, its recipes, its one check, its JSON form.
 
-Every setting exists once, as a field of `Settings`. The recipes are instances: `MLP` (the
-defaults), `CNN` (the convolutional network's) and `SEED` (the original notebook's
+Every setting exists once, as a field of `Settings`. The recipes are instances: `MLP` (what
+train.py runs by default), `CNN` (the convolutional network's) and `SEED` (the original notebook's
 network and training, exactly). A program starts from a recipe and applies what the user
 gave with `dataclasses.replace`; `check()` is the only place a setting is validated; model
 files and checkpoints store `to_json()` and a resumed run is rebuilt with `from_json`.
@@ -146,7 +146,10 @@ def _number(name: str, value: Any, what: str, positive: bool = False) -> None:
         raise ConfigError(f"{_flag(name)}: {what}, got {value!r}")
 
 
-MLP = Settings()
+# Shifts of one pixel are what lifts the MLP from about 98.2% to about 98.7% in the same
+# ten epochs: without them it learns the training set (99.95%) and stops improving. The
+# field defaults stay neutral (no shift), for data that are not images.
+MLP = Settings(shift=1)
 # Random shifts of up to 2 pixels keep the CNN from memorising the training set (without
 # them it reaches 100% training accuracy and about 99.2% on the test set).
 CNN = replace(MLP, model="cnn", layers=(), channels=(16, 32), shift=2)
@@ -156,5 +159,6 @@ EARLIER_CNN_CHANNELS = (32, 64)
 # The original notebook: 784-100-64-28-10, ReLU hidden layers, sigmoid outputs with mean
 # squared error, full-batch gradient descent at 0.1, weights N(0, 1) * 0.01, zero biases.
 SEED = replace(MLP, layers=(784, 100, 64, 28, 10), cost="mse", optimizer="sgd", batch_size=0,
-               lr=0.1, init="normal", init_scale=0.01, epochs=300, schedule="constant")
+               lr=0.1, init="normal", init_scale=0.01, epochs=300, schedule="constant",
+               shift=0)
 RECIPES = {"mlp": MLP, "cnn": CNN, "seed": SEED}

@@ -13,7 +13,7 @@ def test_recipes_are_settings_and_pass_the_check():
     assert RECIPES == {"mlp": MLP, "cnn": CNN, "seed": SEED}
     for recipe in RECIPES.values():
         assert isinstance(recipe, Settings) and recipe.check() is recipe
-    assert MLP == Settings() and MLP.layers == (784, 256, 128, 10) and MLP.shift == 0
+    assert MLP == Settings(shift=1) and MLP.layers == (784, 256, 128, 10)
     assert CNN.model == "cnn" and CNN.layers == () and CNN.channels and CNN.shift == 2
     assert MLP.channels == () and SEED.channels == ()
     assert (SEED.layers, SEED.cost, SEED.optimizer, SEED.batch_size, SEED.lr, SEED.init,
