@@ -29,15 +29,14 @@ def _layers(text: str) -> tuple[int, ...]:
 SETTING_FLAGS = (  # (setting, parser or None for CHOICES, help); defaults from the recipe
     ("dataset", None, ""), ("model", None, "network kind"),
     ("layers", _layers, "MLP sizes, inputs first: 784,256,10 or 784 256 10"),
-    ("channels", _layers, "the cnn's conv blocks, output channels of each "
-     f"(cnn: {','.join(map(str, RECIPES['cnn'].channels))})"),
+    ("channels", _layers, "the cnn's conv blocks, output channels of each"),
     ("activation", None, "hidden activation"), ("init", None, "weight initialisation"),
     ("init_scale", float, "std of init normal"), ("cost", None, ""), ("optimizer", None, ""),
     ("lr", float, "learning rate"), ("schedule", None, "learning-rate schedule"),
     ("batch_size", int, "minibatch size; 0: full batch"), ("epochs", int, ""),
     ("weight_decay", float, "decoupled weight decay"),
     ("patience", int, "stop after PATIENCE epochs without a better val loss, keep the best"),
-    ("shift", int, f"shift training images up to SHIFT pixels (cnn: {RECIPES['cnn'].shift})"),
+    ("shift", int, "shift training images up to SHIFT pixels"),
     ("seed", int, "seed of initialisation, split and shuffling"),
     ("val_size", int, "training images held out for validation"))
 SIZES = ("layers", "channels")  # settings given as lists of integers
@@ -64,19 +63,25 @@ OTHER_FLAGS = {  # group: (flag, metavar or None for a switch, help)
         ("--quiet", None, "no progress bars or epoch lines"))}
 
 
+def _shown(name: str, value: object) -> str:
+    return ",".join(map(str, value)) if name in SIZES else str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="train.py", description="Train and use handwritten-digit classifiers "
-               "written from scratch. Each setting's default is the mlp recipe's.")
+               "written from scratch. Defaults are the mlp recipe's, then the cnn recipe's "
+               "where it differs.")
     g = p.add_argument_group("settings (with --resume, only --epochs may be given)")
     g.add_argument("--recipe", choices=tuple(RECIPES), help="start from a recipe; 'seed': the "
                    "original notebook's network and training (default mlp, or cnn with --model)")
     for name, kind, help_ in SETTING_FLAGS:
-        default = getattr(RECIPES["mlp"], name)
-        default = ",".join(map(str, default)) if name in SIZES else default
+        mlp, cnn = (_shown(name, getattr(RECIPES[r], name)) for r in ("mlp", "cnn"))
+        defaults = [f"default {mlp}"] * bool(mlp) + \
+            [f"cnn {cnn}"] * (bool(cnn) and cnn != mlp and name != "model")
         options = {"choices": CHOICES[name]} if kind is None else \
             {"type": kind, "metavar": name.split("_")[-1].upper()}
-        g.add_argument("--" + name.replace("_", "-"), **options, help=f"{help_} (default "
-                       f"{default})".lstrip(), nargs="+" if name in SIZES else None)
+        g.add_argument("--" + name.replace("_", "-"), **options, help=f"{help_} "
+                       f"({'; '.join(defaults)})".lstrip(), nargs="+" if name in SIZES else None)
     for group, flags in OTHER_FLAGS.items():
         g = p.add_argument_group(group)
         for flag, metavar, help_, *default in flags:  # a 4th item: the default

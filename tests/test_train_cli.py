@@ -4,6 +4,7 @@ Every run passes --data-dir (nothing is downloaded) and --save into tmp_path. On
 trains briefly on the real MNIST copy as a regression guard.
 """
 
+import dataclasses
 import json
 import os
 import pickle
@@ -18,7 +19,7 @@ from idx_helpers import FILE_NAMES, fake_mnist, write_fake_mnist, write_idx
 
 import train
 from digits.modelfile import load_model, save_model
-from nets.config import MLP
+from nets.config import CNN, MLP
 from nets.errors import CheckpointError, ConfigError, DataError
 
 N_TRAIN, N_TEST, VAL = 200, 60, 50
@@ -536,10 +537,16 @@ def test_help_shows_each_default_once(capsys):
     assert exit_.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: None)" not in text and "default: " not in text
-    for flag, default in (("--epochs EPOCHS", "10"), ("--lr LR", "0.001"),
-                          ("--batch-size SIZE", "128"), ("--layers LAYERS", "784,256,128,10")):
+    for flag, default in (("--epochs EPOCHS", f"10; cnn {CNN.epochs}"),
+                          ("--lr LR", f"0.001; cnn {CNN.lr}"), ("--batch-size SIZE", "128"),
+                          ("--layers LAYERS", "784,256,128,10"),
+                          ("--channels CHANNELS", None)):
         section = text.rsplit(flag, 1)[1].split(" --", 1)[0]  # the help line, not the usage
-        assert section.count("(default") == 1 and f"(default {default})" in section, section
+        if default is None:  # no mlp default: only the cnn's
+            assert "(default" not in section and \
+                f"(cnn {','.join(map(str, CNN.channels))})" in section, section
+        else:
+            assert section.count("(default") == 1 and f"(default {default})" in section, section
 
 
 @pytest.mark.parametrize("argv, suggestion", [
@@ -574,7 +581,8 @@ def test_the_cnn_trains_saves_and_evaluates(capsys, tmp_path, data_dir):
                          "--epochs", "1", "--val-size", VAL, "--batch-size", "50", "--quiet")
     assert code == 0, err
     loaded = load_model(model)
-    assert loaded.kind == "cnn" and loaded.settings.shift == 2 and loaded.settings.layers == ()
+    assert loaded.kind == "cnn" and loaded.settings == dataclasses.replace(
+        CNN, epochs=1, val_size=VAL, batch_size=50)
     assert f"{100 * model_accuracy(model, data_dir):.2f}%" in out
     code, out, err = cli(capsys, "--load", model, "--evaluate", "--data-dir", data_dir)
     assert code == 0, err
