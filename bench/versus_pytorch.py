@@ -20,6 +20,11 @@ and backward, no update) for SETTLE_SECONDS while the other side's idle threads,
 spin for a while after their last work, go to sleep; an untimed warm-up of each comes
 first.
 
+The two sides' parameters part slowly: rounding differs, and in the CNN, whose biases
+start at 0, blank image regions give pre-activations of exactly 0 on the first step, where
+our relu's gradient is 1/2 and PyTorch's 0. tests/test_versus_pytorch.py checks that with
+non-zero initial biases the two stay together over the --quick run.
+
 Timed, per epoch: the training steps (taking the batch, shifting it, forward, backward,
 update, the running loss and accuracy). Not timed: loading and preparing the data, the
 validation after each epoch, the test at the end, the settling steps. Time to the target
@@ -94,6 +99,7 @@ from autodiff import value_and_grad  # noqa: E402
 from digits.allocator import keep_freed_memory  # noqa: E402
 from digits.datasets import load_dataset  # noqa: E402
 from nets.augment import random_shift  # noqa: E402
+from nets.cnn import cnn_config  # noqa: E402
 from nets.config import RECIPES, Settings  # noqa: E402
 from nets.costs import COSTS  # noqa: E402
 from nets.errors import ConfigError, NetsError  # noqa: E402
@@ -174,7 +180,7 @@ class TorchRun:
         batch = settings.batch_size or n
         order = self.rng.permutation(n) if batch < n else np.arange(n)
         lr = learning_rate_at(settings, epoch)
-        loss_sum = hits = 0.0
+        loss_sum = hits = 0.0  # the running figures nets.training.train keeps, as it does
         for step in range(0, n, batch):
             index = order[step:step + batch]
             x, labels = data.train_x[index], data.train_labels[index]
@@ -248,8 +254,12 @@ def to_target(epochs: list[tuple[float, float]], target: float) -> tuple[float, 
 
 
 def describe(settings: Settings) -> str:
-    shape = "CNN" if settings.model == "cnn" else \
-        "-".join(map(str, settings.layers)) + f" {settings.activation}"
+    if settings.model == "cnn":
+        config = cnn_config(build_model(settings).shapes())
+        shape = (f"CNN, conv {config['kernel_size']}x{config['kernel_size']} "
+                 f"{'-'.join(map(str, config['channels']))}, dense {config['hidden']}")
+    else:
+        shape = "-".join(map(str, settings.layers)) + f" {settings.activation}"
     return (f"{shape}, {settings.cost}, {settings.optimizer} lr {settings.lr:g} "
             f"{settings.schedule}, weight decay {settings.weight_decay:g}, batch "
             f"{settings.batch_size}, {settings.epochs} epochs, shift {settings.shift}, "
