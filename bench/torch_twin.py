@@ -54,14 +54,16 @@ MAPPING = {
     "model": "mlp: nn.Linear layers; cnn: blocks of Conv2d (padding k // 2) -> ReLU -> "
              "MaxPool2d(2), then Flatten (C, H, W order, as nets.cnn) and nn.Linear layers",
     "layers": "the nn.Linear sizes, read from our initial parameters",
+    "channels": "the CNN's conv blocks, read from our initial parameters",
     "activation": "TORCH_ACTIVATIONS, between the MLP's layers",
     "init": "not drawn again: our initial parameters are copied in",
     "init_scale": "likewise: our initial parameters are copied in",
     "cost": "TORCH_COSTS, on the same logits and labels",
     "optimizer": "adam: torch.optim.AdamW with eps rescaled each step to our bias correction;"
                  " sgd, momentum, nesterov: torch.optim.SGD",
-    "lr": "our nets.optimizers.learning_rate, set on the param groups before each step",
-    "schedule": "likewise (versus_pytorch.learning_rate_at)",
+    "lr": "the rate our training loop uses at each step (versus_pytorch.learning_rates), "
+          "set on the param groups before each step",
+    "schedule": "likewise",
     "batch_size": "the same batches in the same order (0: the full training set)",
     "epochs": "the same",
     "weight_decay": "decoupled, weights only: AdamW's weight group, or a multiply by "
@@ -78,7 +80,6 @@ SUPPORTED = {
     "activation": tuple(TORCH_ACTIVATIONS),
     "cost": tuple(TORCH_COSTS),
     "optimizer": ("adam", "sgd", "momentum", "nesterov"),
-    # Schedules that nets.training applies once per epoch, as learning_rate_at does.
     "schedule": ("constant", "step", "cosine"),
     "patience": (0,),
 }

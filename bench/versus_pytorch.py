@@ -7,8 +7,8 @@ The recipe is `nets.config.RECIPES[--recipe]` with the flags given applied. Both
 train it from the same initial parameters (ours, copied into PyTorch: bench/torch_twin.py
 builds the network from their shapes), on the same split, with the same batches in the
 same order and the same random shifts, the same cost, optimizer and learning rate each
-step (from our `nets.optimizers.learning_rate`, through `learning_rate_at`). Only the
-engine differs. Settings that bench/torch_twin.py does not match are refused. Before
+step (`learning_rates` reads them from our training loop itself). Only the engine
+differs. Settings that bench/torch_twin.py does not match are refused. Before
 anything is timed, the two networks' logits on 256 validation images must agree to 1e-5.
 
 Ours runs through the product's training loop, `nets.training.train`, as `train.py` does
@@ -26,10 +26,11 @@ our relu's gradient is 1/2 and PyTorch's 0. tests/test_versus_pytorch.py checks 
 non-zero initial biases the two stay together over the --quick run.
 
 Timed, per epoch: the training steps (taking the batch, shifting it, forward, backward,
-update, the running loss and accuracy). Not timed: loading and preparing the data, the
-validation after each epoch, the test at the end, the settling steps. Time to the target
-is the sum of the timed epochs up to the first whose validation accuracy reaches --target
-(measured once per epoch, so it is a whole number of epochs).
+update, the running loss and accuracy). Not timed: loading and preparing the data,
+reading the learning rates, the validation after each epoch, the test at the end, the
+settling steps. Time to the target is the sum of the timed epochs up to the first whose
+validation accuracy reaches --target (measured once per epoch, so it is a whole number of
+epochs).
 
 --threads N (default: every core) sets OpenBLAS's, OpenMP's and MKL's threads before NumPy
 loads, and torch.set_num_threads(N). --quick trains 2 epochs of 4 batches (and validates
@@ -41,10 +42,12 @@ Needs PyTorch: `pip install torch==2.13.0 --index-url https://download.pytorch.o
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 # The validation accuracy the time to target is measured to, by recipe.
 DEFAULT_TARGETS = {"mlp": 0.98, "cnn": 0.99}
@@ -94,7 +97,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dataclasses import replace  # noqa: E402
+from unittest import mock  # noqa: E402
 
+import nets.training  # noqa: E402
 from autodiff import value_and_grad  # noqa: E402
 from digits.allocator import keep_freed_memory  # noqa: E402
 from digits.datasets import load_dataset  # noqa: E402
@@ -105,14 +110,40 @@ from nets.costs import COSTS  # noqa: E402
 from nets.errors import ConfigError, NetsError  # noqa: E402
 from nets.inputs import one_hot, prepare_images  # noqa: E402
 from nets.models import build_model  # noqa: E402
-from nets.optimizers import learning_rate  # noqa: E402
+from nets.optimizers import Optimizer  # noqa: E402
 from nets.training import Split, evaluate, init_state, split, train  # noqa: E402
 
 
-def learning_rate_at(settings: Settings, epoch: int) -> float:
-    """The learning rate of every step of 0-based `epoch`, as nets.training.train sets it;
-    the one place the PyTorch side gets its learning rate from."""
-    return learning_rate(settings.schedule, settings.lr, epoch, settings.epochs)
+def learning_rates(settings: Settings, examples: int) -> list[list[float]]:
+    """The learning rate of every step of every epoch, as nets.training.train uses them.
+
+    Read from the loop itself, so that whatever it does (a rate per epoch or per step,
+    any schedule of nets.optimizers) the PyTorch side does too: train runs on `examples`
+    blank one-pixel rows with a one-weight model and an optimizer that records the rate
+    it is given and changes nothing. The one place the PyTorch side gets its rates from.
+    """
+    rates: list[float] = []
+
+    def record(params: Any, grads: Any, state: Any, lr: float) -> tuple[Any, Any]:
+        rates.append(lr)
+        return params, state
+
+    def recording(name: str, weight_decay: float = 0.0) -> Optimizer:
+        return Optimizer(lambda params: {}, record)
+
+    data = Split(np.zeros((examples, 1), np.float32), np.zeros(examples, np.int64),
+                 np.zeros((1, 1), np.float32), np.zeros(1, np.int64), num_classes=2)
+    probe = replace(settings, shift=0)  # shifts need images; they do not touch the rate
+    params = {"w": np.zeros((1, 2), np.float32)}
+    with mock.patch.object(nets.training, "make_optimizer", recording):
+        train(init_state(params, probe), lambda p, x: x @ p["w"], COSTS["cross-entropy"],
+              data, probe)
+    steps = math.ceil(examples / (settings.batch_size or examples))
+    if len(rates) != steps * settings.epochs:
+        raise ConfigError(f"read {len(rates)} learning rates from the training loop, not "
+                          f"{steps * settings.epochs}: it no longer takes its optimizer from "
+                          "nets.training.make_optimizer; update learning_rates")
+    return [rates[i:i + steps] for i in range(0, len(rates), steps)]
 
 
 def recipe(args: argparse.Namespace) -> Settings:
@@ -148,11 +179,12 @@ def load_split(settings: Settings, data_dir: str | None, quick: bool) -> tuple[S
 class TorchRun:
     """The PyTorch side: the model, its optimizer and the batches nets.training draws."""
 
-    def __init__(self, settings: Settings, params: object, data: Split) -> None:
+    def __init__(self, settings: Settings, params: object, data: Split,
+                 rates: list[list[float]]) -> None:
         import torch
         from torch_twin import TORCH_COSTS, TwinOptimizer, torch_model
 
-        self.torch, self.settings, self.data = torch, settings, data
+        self.torch, self.settings, self.data, self.rates = torch, settings, data, rates
         self.model = torch_model(settings, params)
         self.optimizer = TwinOptimizer(self.model, settings)
         self.cost = TORCH_COSTS[settings.cost]
@@ -179,10 +211,9 @@ class TorchRun:
         n = len(data.train_x)
         batch = settings.batch_size or n
         order = self.rng.permutation(n) if batch < n else np.arange(n)
-        lr = learning_rate_at(settings, epoch)
         loss_sum = hits = 0.0  # the running figures nets.training.train keeps, as it does
-        for step in range(0, n, batch):
-            index = order[step:step + batch]
+        for step, lr in enumerate(self.rates[epoch]):
+            index = order[step * batch:(step + 1) * batch]
             x, labels = data.train_x[index], data.train_labels[index]
             if settings.shift:
                 shifts = np.random.default_rng((settings.seed, self.total_steps))
@@ -208,7 +239,7 @@ def run(settings: Settings, data: Split, test: tuple) -> dict:
 
     network = build_model(settings, data.image_shape, data.num_classes)
     params = network.init(np.random.default_rng(settings.seed))  # as run_training does
-    theirs = TorchRun(settings, params, data)
+    theirs = TorchRun(settings, params, data, learning_rates(settings, len(data.train_x)))
     gap = forward_gap(network.apply, params, theirs.model, data.val_x[:256])
     if not gap <= FORWARD_TOLERANCE:
         raise ConfigError(f"the two networks disagree before training: logits {gap:.2g} "

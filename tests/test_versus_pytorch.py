@@ -102,6 +102,17 @@ def test_settings_it_does_not_match_are_refused(monkeypatch):
         torch_twin.check_mapped(MLP)
 
 
+def test_learning_rates_are_read_from_the_training_loop():
+    settings = replace(MLP, epochs=3, batch_size=10, lr=0.5)
+    rates = versus_pytorch.learning_rates(settings, examples=25)
+    assert [len(epoch) for epoch in rates] == [3, 3, 3]
+    flat = [lr for epoch in rates for lr in epoch]
+    assert flat[0] == 0.5 and 0 < flat[-1] < 0.5
+    assert all(a >= b for a, b in zip(flat, flat[1:]))  # cosine: never up
+    constant = versus_pytorch.learning_rates(replace(settings, schedule="constant"), 25)
+    assert constant == [[0.5] * 3] * 3
+
+
 def drift(log, initial):
     """How far the two sides ended apart, relative to how far ours moved."""
     def distance(a, b):
