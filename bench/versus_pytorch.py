@@ -32,8 +32,9 @@ settling steps. Time to the target is the sum of the timed epochs up to the firs
 validation accuracy reaches --target (measured once per epoch, so it is a whole number of
 epochs).
 
---threads N (default: every core) sets OpenBLAS's, OpenMP's and MKL's threads before NumPy
-loads, and torch.set_num_threads(N). --quick trains 2 epochs of 4 batches (and validates
+--threads N (default: every core) is what each side computes with: our engine's threads
+(`autodiff.parallel`, with the BLAS library single-threaded, as train.py runs) and
+torch.set_num_threads(N). --quick trains 2 epochs of 4 batches (and validates
 and tests on 500 images): a check that everything runs, not a measurement.
 
 Needs PyTorch: `pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu`.
@@ -88,9 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 ARGS = parse_args() if __name__ == "__main__" else None
 if ARGS is not None:
-    # BLAS libraries read these once, when NumPy (or torch) is first imported.
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = str(ARGS.threads)
+    # As train.py runs: the BLAS library single-threaded (it reads this once, when NumPy
+    # is first imported), large products on the engine's threads (set in main).
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
 
 import numpy as np  # noqa: E402
 
@@ -101,6 +103,7 @@ from unittest import mock  # noqa: E402
 
 import nets.training  # noqa: E402
 from autodiff import value_and_grad  # noqa: E402
+from autodiff.parallel import set_threads  # noqa: E402
 from digits.allocator import keep_freed_memory  # noqa: E402
 from digits.datasets import load_dataset  # noqa: E402
 from nets.augment import random_shift  # noqa: E402
@@ -321,6 +324,7 @@ def main(args: argparse.Namespace) -> int:
               "https://download.pytorch.org/whl/cpu", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:
         settings = recipe(args)
