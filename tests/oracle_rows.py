@@ -178,7 +178,8 @@ BINARY = [
 def _clip_draw(ctx, a):
     x = ctx.value(a)
     if ctx.draw(st.booleans()):
-        lo, span = _partner(ctx, a), _partner(ctx, a)
+        lo = _partner(ctx, a)
+        span = _partner(ctx, lo, same=True)  # two partners of `a` may not broadcast together
         low, high = ctx.value(lo), ctx.value(lo) + ctx.value(span) ** 2 + 0.5
         return ((a, lo, span), {}) if _away(x - low, x - high) else None
     low = ctx.draw(st.floats(-1.5, 0.5))

@@ -249,7 +249,8 @@ def test_serve_prints_the_url_and_binds_where_asked(monkeypatch, capsys):
     assert ran["host"] == "127.0.0.1" and ran["port"] == 8123
     info = TestClient(ran["app"]).get("/api/model").json()
     assert info["kind"] == "cnn" and info["test_accuracy"] == 0.99
-    assert info["layers"] == ["conv 3x3 32, pool", "conv 3x3 64, pool", "dense 128", "dense 10"]
+    assert info["layers"] == [f"conv 3x3 {c}, pool" for c in CNN.channels] + ["dense 128",
+                                                                             "dense 10"]
     assert info["cost"] == "cross-entropy" and info["parameters"] == model.num_params
     with pytest.raises(ConfigError, match="--port must be between 1 and 65535"):
         serve.serve(model, "127.0.0.1", 0)
