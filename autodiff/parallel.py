@@ -13,12 +13,14 @@ machine with OpenBLAS:
   another load (or another thread count) would not end with the same parameters.
 
 Here the BLAS library runs single-threaded, and `matmul` splits a large product into
-blocks of rows, a partition fixed by the shapes alone. Each block is an ordinary
-single-threaded product, so the result is the same, bit for bit, whichever thread
-computed which block. Threads take blocks from a shared counter, so a thread that has
-lost its core takes fewer; and when the caller has done every block but one that a
-worker started and has not finished, it computes that block itself (the same bits) into
-a fresh result instead of waiting for the scheduler.
+blocks, a partition fixed by the shapes alone. Each block is an ordinary single-threaded
+product, so the result is the same, bit for bit, whichever thread computed which block.
+Threads take blocks from a shared counter, so a thread that has lost its core takes
+fewer; when the caller has done every block but one that a worker started and has not
+finished, it computes that block itself (the same bits) into a fresh result instead of
+waiting for the scheduler. A worker that was late is not asked again for a while (10 ms,
+doubling with every late answer up to a second): on a busy machine the caller then works
+alone, as fast as one thread can, and tries again later.
 
 `set_threads(n)` turns this on (the command-line tools call it with the number of
 cores, after telling the BLAS library to use one thread); with the default of one thread
@@ -42,11 +44,13 @@ MIN_WORK = 2_000_000
 # Every large product is cut into this many blocks whatever the thread count, so that the
 # partition, and with it every bit of the result, depends on the shapes alone.
 BLOCKS = 4
+FIRST_PAUSE, LONGEST_PAUSE = 0.01, 1.0  # seconds without workers after a late one
 
 _pool: list[threading.Thread] = []
 _jobs: list = []  # the products the workers are asked to help with; None: stop
 _wake = threading.Condition()
 _threads = 1
+_pause = {"until": 0.0, "seconds": 0.0}  # when the workers may be asked again
 
 
 def threads() -> int:
@@ -159,13 +163,15 @@ def matmul(a: Any, b: Any, /, out: Any = None, **kwargs: Any) -> Any:
     if out is not None or not _eligible(a, b, kwargs):
         return np.matmul(a, b, out=out, **kwargs)
     job = _Job(a, b)
-    with _wake:
-        _jobs.extend([job] * (_threads - 1))
-        _wake.notify(_threads - 1)
     started = time.perf_counter()
+    helped = started >= _pause["until"]
+    if helped:
+        with _wake:
+            _jobs.extend([job] * (_threads - 1))
+            _wake.notify(_threads - 1)
     mine = job.run(job.out, notify=False)
     per_block = (time.perf_counter() - started) / max(mine, 1)
-    out = _collect(job, max(per_block, 1e-4))
+    out = _collect(job, max(per_block, 1e-4)) if helped else job.out
     if job.axis < 2:
         return out
     total = job.parts[0]
@@ -185,6 +191,7 @@ def _collect(job: _Job, seconds: float) -> np.ndarray | None:
     with job.finished:
         job.finished.wait_for(lambda: all(job.done), timeout=seconds)
         late = [i for i, done in enumerate(job.done) if not done]
+        _pause_after(bool(late))
         if not late:
             return job.out
         out = None if job.out is None else job.out.copy()
@@ -192,3 +199,12 @@ def _collect(job: _Job, seconds: float) -> np.ndarray | None:
     for i in late:
         job.compute(i, out)
     return out
+
+
+def _pause_after(late: bool) -> None:
+    """No workers for a while after a late one, for twice as long each time in a row."""
+    if not late:
+        _pause["seconds"] = 0.0
+        return
+    seconds = min(max(2 * _pause["seconds"], FIRST_PAUSE), LONGEST_PAUSE)
+    _pause.update(seconds=seconds, until=time.perf_counter() + seconds)
