@@ -111,9 +111,10 @@ def _check_gray(gray: np.ndarray) -> np.ndarray:
         raise ImageError(f"expected a 2-D grayscale array, got shape {img.shape}")
     if img.size == 0:
         raise ImageError("the image is empty (0 pixels)")
-    if not np.isfinite(img).all():
+    lo, hi = img.min(), img.max()  # NaN and infinities show in these: no full-size mask
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ImageError("the image holds NaN or infinite values")
-    return np.clip(img, 0.0, 1.0)
+    return img if 0.0 <= lo and hi <= 1.0 else np.clip(img, 0.0, 1.0)
 
 
 def _background(img: np.ndarray) -> tuple[np.ndarray, bool]:
