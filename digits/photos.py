@@ -159,8 +159,16 @@ def _noise(signal: np.ndarray, step: int) -> float:
     """
     diffs = [np.abs(np.diff(signal[:, ::step], axis=1)).ravel(),
              np.abs(np.diff(signal[::step], axis=0)).ravel()]
-    diffs = np.concatenate(diffs)
-    return _median(diffs) / (0.6745 * np.sqrt(2.0)) if diffs.size else 0.0
+    return _noise_from_diffs(np.concatenate(diffs))
+
+
+def _noise_from_diffs(diffs: np.ndarray) -> float:
+    """The noise's standard deviation from absolute differences of pixels: their median /
+    (0.6745 sqrt 2), the normal distribution's; 0 for none. When more than half are
+    exactly 0 (flat paper, as in a drawing), the median is 0 without a partition."""
+    if diffs.size == 0 or np.count_nonzero(diffs) < diffs.size - diffs.size // 2:
+        return 0.0
+    return _median(diffs) / (0.6745 * np.sqrt(2.0))
 
 
 def _fit_background(img: np.ndarray) -> np.ndarray:
@@ -180,7 +188,7 @@ def _fit_background(img: np.ndarray) -> np.ndarray:
     for _ in range(8):
         # Normal equations of the kept pixels: zeroing the others' columns is the same
         # sum as selecting the kept rows, without the fancy indexing.
-        coef = np.linalg.lstsq(kept_columns @ design, kept_columns @ z, rcond=None)[0]
+        coef = _solve(kept_columns @ design, kept_columns @ z)
         resid = z - design @ coef
         kept = resid[keep]
         centre = _median(kept)
@@ -191,6 +199,14 @@ def _fit_background(img: np.ndarray) -> np.ndarray:
         keep = new
         kept_columns = columns * keep
     return _surface(coef, img.shape)
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x with a @ x = b: by LU, or by least squares when `a` is singular."""
+    try:
+        return np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(a, b, rcond=None)[0]
 
 
 def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

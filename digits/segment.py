@@ -34,7 +34,15 @@ import numpy as np
 
 from digits.imagefiles import load_image, save_input_image
 from digits.modelfile import TrainedModel
-from digits.photos import _background, _check_gray, _median, _ndimage, _otsu, to_mnist
+from digits.photos import (
+    _background,
+    _check_gray,
+    _median,
+    _ndimage,
+    _noise_from_diffs,
+    _otsu,
+    to_mnist,
+)
 from digits.reports import top3_line
 from nets.errors import ImageError
 
@@ -186,7 +194,7 @@ def _ink_signal(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _ink_mask(signal: np.ndarray) -> np.ndarray:
     """Pixels that are ink: above Otsu's threshold and well above the noise."""
     diffs = np.abs(np.diff(signal[:, ::3], axis=1)).ravel()
-    noise = _median(diffs) / (0.6745 * np.sqrt(2.0)) if diffs.size else 0.0
+    noise = _noise_from_diffs(diffs)
     ink = signal > max(_otsu(signal), 3.0 * noise, 0.5 * MIN_CONTRAST)
     if not ink.any():
         raise ImageError("no digit found: the image is blank")
