@@ -111,9 +111,10 @@ def _check_gray(gray: np.ndarray) -> np.ndarray:
         raise ImageError(f"expected a 2-D grayscale array, got shape {img.shape}")
     if img.size == 0:
         raise ImageError("the image is empty (0 pixels)")
-    if not np.isfinite(img).all():
+    lo, hi = img.min(), img.max()  # NaN and infinities show in these: no full-size mask
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ImageError("the image holds NaN or infinite values")
-    return np.clip(img, 0.0, 1.0)
+    return img if 0.0 <= lo and hi <= 1.0 else np.clip(img, 0.0, 1.0)
 
 
 def _background(img: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -126,7 +127,7 @@ def _background(img: np.ndarray) -> tuple[np.ndarray, bool]:
     """
     background = _fit_background(img)
     resid = img - background
-    spread = 1.4826 * np.median(np.abs(resid - np.median(resid)))
+    spread = 1.4826 * _median(np.abs(resid - _median(resid)))
     below = np.clip(-resid - 3.0 * spread, 0.0, None).sum()
     above = np.clip(resid - 3.0 * spread, 0.0, None).sum()
     return background, bool(below >= above)
@@ -158,8 +159,16 @@ def _noise(signal: np.ndarray, step: int) -> float:
     """
     diffs = [np.abs(np.diff(signal[:, ::step], axis=1)).ravel(),
              np.abs(np.diff(signal[::step], axis=0)).ravel()]
-    diffs = np.concatenate(diffs)
-    return float(np.median(diffs)) / (0.6745 * np.sqrt(2.0)) if diffs.size else 0.0
+    return _noise_from_diffs(np.concatenate(diffs))
+
+
+def _noise_from_diffs(diffs: np.ndarray) -> float:
+    """The noise's standard deviation from absolute differences of pixels: their median /
+    (0.6745 sqrt 2), the normal distribution's; 0 for none. When more than half are
+    exactly 0 (flat paper, as in a drawing), the median is 0 without a partition."""
+    if diffs.size == 0 or np.count_nonzero(diffs) < diffs.size - diffs.size // 2:
+        return 0.0
+    return _median(diffs) / (0.6745 * np.sqrt(2.0))
 
 
 def _fit_background(img: np.ndarray) -> np.ndarray:
@@ -170,21 +179,34 @@ def _fit_background(img: np.ndarray) -> np.ndarray:
     """
     small = _shrink(img, 48)
     quadratic = min(small.shape) >= 8  # tiny images get a constant
-    design = _terms(*_grid(small.shape), quadratic).reshape(-1, 6 if quadratic else 1)
+    columns = _terms(*_grid(small.shape), quadratic)  # (terms, pixels)
+    design = columns.T
     z = small.ravel()
     keep = np.ones(z.size, dtype=bool)
+    kept_columns = columns
     coef = np.zeros(design.shape[1])
     for _ in range(8):
-        a = design[keep]
-        coef = np.linalg.lstsq(a.T @ a, a.T @ z[keep], rcond=None)[0]  # normal equations
+        # Normal equations of the kept pixels: zeroing the others' columns is the same
+        # sum as selecting the kept rows, without the fancy indexing.
+        coef = _solve(kept_columns @ design, kept_columns @ z)
         resid = z - design @ coef
-        centre = np.median(resid[keep])
-        spread = 1.4826 * np.median(np.abs(resid[keep] - centre))
+        kept = resid[keep]
+        centre = _median(kept)
+        spread = 1.4826 * _median(np.abs(kept - centre))
         new = np.abs(resid - centre) < 2.5 * spread + 1e-6
-        if new.sum() < design.shape[1] or np.array_equal(new, keep):
+        if np.count_nonzero(new) < design.shape[1] or np.array_equal(new, keep):
             break
         keep = new
-    return np.broadcast_to(_terms(*_grid(img.shape), quadratic) @ coef, img.shape)
+        kept_columns = columns * keep
+    return _surface(coef, img.shape)
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x with a @ x = b: by LU, or by least squares when `a` is singular."""
+    try:
+        return np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(a, b, rcond=None)[0]
 
 
 def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -197,11 +219,38 @@ def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _terms(y: np.ndarray, x: np.ndarray, quadratic: bool) -> np.ndarray:
-    """(h, w, 6) columns 1, x, y, x^2, xy, y^2, or (h, w, 1) ones."""
-    y, x = np.broadcast_arrays(y, x)
-    if not quadratic:
-        return np.ones(y.shape + (1,))
-    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1)
+    """(6, h * w) rows 1, x, y, x^2, xy, y^2 over the grid, or (1, h * w) ones."""
+    terms = np.empty((6 if quadratic else 1, y.shape[0], x.shape[1]))
+    terms[0] = 1.0
+    if quadratic:
+        terms[1], terms[2] = x, y
+        np.multiply(x, x, out=terms[3])
+        np.multiply(x, y, out=terms[4])
+        np.multiply(y, y, out=terms[5])
+    return terms.reshape(len(terms), -1)
+
+
+def _surface(coef: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The fitted surface (coef @ `_terms`) on a grid of `shape`, evaluated by rows and
+    columns rather than through the (6, h * w) terms."""
+    if coef.size == 1:
+        return np.full(shape, coef[0])
+    y, x = _grid(shape)
+    c1, cx, cy, cxx, cxy, cyy = coef
+    return (c1 + y * (cy + cyy * y)) + x * ((cx + cxy * y) + cxx * x)
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a non-empty array without NaN, without its overhead (it is called
+    on small arrays many times per photo)."""
+    flat = values.ravel()
+    half = flat.size // 2
+    # Two ranks even for an odd size: NumPy's partition on one rank slows down a
+    # hundredfold on arrays full of equal values, such as the blank paper of a drawing.
+    part = np.partition(flat, (max(half - 1, 0), half))
+    if flat.size % 2:
+        return float(part[half])
+    return float((part[half - 1] + part[half]) / 2)
 
 
 def _segment(signal: np.ndarray, noise: float) -> np.ndarray:
@@ -210,7 +259,7 @@ def _segment(signal: np.ndarray, noise: float) -> np.ndarray:
     ink = signal > t
     if not ink.any():
         raise ImageError("no digit found: the image is blank")
-    level = float(np.median(signal[ink]))
+    level = _median(signal[ink])
     if level < MIN_CONTRAST or level < MIN_SNR * noise:
         raise ImageError("no digit found: nothing stands out from the background")
     strokes = _drop_specks(ink)

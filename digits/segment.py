@@ -34,7 +34,15 @@ import numpy as np
 
 from digits.imagefiles import load_image, save_input_image
 from digits.modelfile import TrainedModel
-from digits.photos import _background, _check_gray, _ndimage, _otsu, to_mnist
+from digits.photos import (
+    _background,
+    _check_gray,
+    _median,
+    _ndimage,
+    _noise_from_diffs,
+    _otsu,
+    to_mnist,
+)
 from digits.reports import top3_line
 from nets.errors import ImageError
 
@@ -164,8 +172,12 @@ def _block_mean(img: np.ndarray, k: int) -> np.ndarray:
     if k == 1:
         return img
     h, w = img.shape
-    padded = np.pad(img, ((0, -h % k), (0, -w % k)), mode="edge")
-    return padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k).mean(axis=(1, 3))
+    padded = np.pad(img, ((0, -h % k), (0, -w % k)), mode="edge") if h % k or w % k else img
+    rows = padded.reshape(-1, k, padded.shape[1]).sum(axis=1)
+    blocks = rows[:, 0::k].copy()  # strided sums: far faster than a mean over axes (1, 3)
+    for j in range(1, k):
+        blocks += rows[:, j::k]
+    return blocks / (k * k)
 
 
 def _ink_signal(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,11 +194,11 @@ def _ink_signal(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _ink_mask(signal: np.ndarray) -> np.ndarray:
     """Pixels that are ink: above Otsu's threshold and well above the noise."""
     diffs = np.abs(np.diff(signal[:, ::3], axis=1)).ravel()
-    noise = float(np.median(diffs)) / (0.6745 * np.sqrt(2.0)) if diffs.size else 0.0
+    noise = _noise_from_diffs(diffs)
     ink = signal > max(_otsu(signal), 3.0 * noise, 0.5 * MIN_CONTRAST)
     if not ink.any():
         raise ImageError("no digit found: the image is blank")
-    level = float(np.median(signal[ink]))
+    level = _median(signal[ink])
     if level < MIN_CONTRAST or level < MIN_SNR * noise:
         raise ImageError("no digit found: nothing stands out from the background")
     return ink
@@ -245,12 +257,14 @@ def _cut(img: np.ndarray, factor: int, background: np.ndarray, labels: np.ndarra
     pad = int(MARGIN * max(bottom - top, right - left)) + 2 * factor
     top, left = max(top - pad, 0), max(left - pad, 0)
     bottom, right = min(bottom + pad, img.shape[0]), min(right + pad, img.shape[1])
-    crop = img[top:bottom, left:right].copy()
-    at = np.ix_(np.arange(top, bottom) // factor, np.arange(left, right) // factor)
-    near = labels[at]
-    others = (near > 0) & ~np.isin(near, members)
-    if others.any():
-        grow = 2 * factor
-        others = ndimage.binary_dilation(others, iterations=grow) & ~np.isin(near, members)
+    crop = img[top:bottom, left:right]
+    block = labels[top // factor:(bottom - 1) // factor + 1,
+                   left // factor:(right - 1) // factor + 1]  # the labels the cut covers
+    if not np.isin(block, [0, *members]).all():  # another digit reaches into the cut
+        at = np.ix_(np.arange(top, bottom) // factor, np.arange(left, right) // factor)
+        near = labels[at]
+        mine = np.isin(near, members)
+        others = ndimage.binary_dilation((near > 0) & ~mine, iterations=2 * factor) & ~mine
+        crop = crop.copy()
         crop[others] = background[at][others]
     return _block_mean(crop, max(1, -(-max(crop.shape) // CROP_SIZE)))

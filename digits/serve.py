@@ -8,16 +8,24 @@
     GET  /api/health    {"status": "ok"}
 
 `create_app` depends only on a probability function and a metadata dict, so any model
-(MLP or CNN) or a stand-in for tests can be served. The client's bytes are only ever
-decoded as one of a few image formats: nothing it sends is a path or code. Bodies are
-capped while they stream in (413), the pixel count is checked from the header before
-anything is decoded (400), and every error is JSON `{"error": "..."}`.
+(MLP or CNN) or a stand-in for tests can be served. Reading an image is CPU work in many
+small NumPy steps that hold the GIL, so `serve` has it done in worker processes, one per
+CPU (`digits.workers`), while the event loop only parses requests and writes answers.
+The client's bytes are only ever decoded as one of a few image formats: nothing it sends
+is a path or code. Bodies are capped while they stream in (413), the pixel count is
+checked from the header before anything is decoded (400), and every error is JSON
+`{"error": "..."}`.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +44,7 @@ try:
     from starlette.staticfiles import StaticFiles
 
     from digits.segment import read_number
+    from digits.workers import Workers
 except ImportError as error:  # one line for the user, not a traceback
     raise ConfigError(f"the web app needs {error.name}: pip install '.[serve,image]'") \
         from None
@@ -154,7 +163,7 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 
 def predict_image(data: bytes, predict_proba: PredictProba) -> dict:
-    """Image bytes -> the JSON answer of /api/predict (runs in a worker thread)."""
+    """Image bytes -> the JSON answer of /api/predict."""
     gray = decode_image(data)
     try:
         readings = read_number(gray, predict_proba)
@@ -165,21 +174,48 @@ def predict_image(data: bytes, predict_proba: PredictProba) -> dict:
         "digits": [{"digit": r.digit, "confidence": r.confidence,
                     "probabilities": [float(p) for p in r.probabilities],
                     "box": [int(v) for v in r.box], "unsure": r.unsure} for r in readings],
-        "seen": [np.round(r.image, 3).tolist() for r in readings],
+        # Rounded in float64: float32's 0.143 would be written 0.14300000667572021.
+        "seen": [np.round(r.image.astype(np.float64), 3).tolist() for r in readings],
     }
 
 
-def create_app(predict_proba: PredictProba, model_info: dict) -> Starlette:
+def answer(data: bytes, predict_proba: PredictProba) -> tuple[int, bytes]:
+    """/api/predict's status and JSON body for image bytes (rendered where they are read,
+    so that a worker process hands the server bytes)."""
+    try:
+        return 200, _render(predict_image(data, predict_proba))
+    except BadRequest as error:
+        return error.status, _render({"error": str(error)})
+
+
+def create_app(predict_proba: PredictProba, model_info: dict, processes: int = 0) -> Starlette:
     """The ASGI app around `predict_proba` ((N, 28, 28) float32 in [0, 1] -> (N, 10)
-    probabilities) and `model_info` (JSON-able metadata shown at /api/model)."""
+    probabilities) and `model_info` (JSON-able metadata shown at /api/model).
+
+    Images are read in `processes` worker processes forked now (`digits.workers`; Linux
+    only), or with 0 in a thread of this process; should every worker die, in a thread."""
     info = dict(model_info)
+    work = partial(answer, predict_proba=predict_proba)
+    workers = Workers(work, processes) if processes > 0 else None
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if workers is not None:
+                workers.close()
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=SECURITY_HEADERS)
 
     async def predict(request: Request) -> Response:
         data = await image_bytes(request)
-        return _json(await run_in_threadpool(predict_image, data, predict_proba))
+        if workers is not None and workers.alive:
+            status, body = await workers.run(data)
+        else:
+            status, body = await run_in_threadpool(work, data)
+        return Response(body, status, SECURITY_HEADERS, "application/json")
 
     async def model(request: Request) -> Response:
         return _json(info)
@@ -205,7 +241,21 @@ def create_app(predict_proba: PredictProba, model_info: dict) -> Starlette:
                 Mount("/static", StaticFiles(directory=STATIC), name="static")],
         exception_handlers={BadRequest: bad_request, HTTPException: http_error,
                             Exception: server_error},
+        lifespan=lifespan,
     )
+
+
+def default_processes() -> int:
+    """Worker processes for `serve`: one per CPU this process may use, at most 4; 0 (read
+    in a thread) where processes are not forked, anywhere but Linux."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    return min(len(os.sched_getaffinity(0)), 4)
+
+
+def _render(content: Any) -> bytes:  # as Starlette's JSONResponse renders
+    return json.dumps(content, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode("utf-8")
 
 
 def _json(content: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -226,15 +276,18 @@ def model_info(model: TrainedModel) -> dict:
             "parameters": model.num_params, "classes": model.class_names}
 
 
-def serve(model: TrainedModel, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve `model` (see `digits.modelfile.load_model`) until Ctrl-C. ConfigError for a
-    model that does not read 28x28 images or a port outside 1-65535."""
+def serve(model: TrainedModel, host: str = "127.0.0.1", port: int = 8000,
+          processes: int | None = None) -> None:
+    """Serve `model` (see `digits.modelfile.load_model`) until Ctrl-C, reading images in
+    `processes` worker processes (default: `default_processes()`). ConfigError for a model
+    that does not read 28x28 images or a port outside 1-65535."""
     import uvicorn
 
     model.check_fits("28x28 digit images", 784, model.network.num_classes)
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, got {port}")
-    app = create_app(model.predict_proba, model_info(model))
+    processes = default_processes() if processes is None else processes
+    app = create_app(model.predict_proba, model_info(model), processes)
     shown = f"[{host}]" if ":" in host else host
     print(f"serving the {model.kind} model on http://{shown}:{port}/  (Ctrl-C to stop)",
           flush=True)

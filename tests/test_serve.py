@@ -1,9 +1,18 @@
 """digits.serve: the JSON API and the page, through Starlette's test client."""
 
 import asyncio
+import dataclasses
+import http.client
 import io
+import os
+import signal
+import socket
 import struct
+import subprocess
+import sys
+import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +22,9 @@ pytest.importorskip("starlette", reason="the web app needs the serve extra: pip 
 from starlette.testclient import TestClient  # noqa: E402
 
 from digits import serve  # noqa: E402
-from digits.modelfile import TrainedModel  # noqa: E402
+from digits.modelfile import TrainedModel, save_model  # noqa: E402
 from digits.serve import MAX_BODY, create_app  # noqa: E402
-from nets.config import CNN  # noqa: E402
+from nets.config import CNN, MLP  # noqa: E402
 from nets.errors import ConfigError  # noqa: E402
 from nets.models import build_model  # noqa: E402
 
@@ -244,7 +253,7 @@ def test_serve_prints_the_url_and_binds_where_asked(monkeypatch, capsys):
                          {"dataset": "mnist", "test_accuracy": 0.99, "image_shape": [28, 28],
                           "class_names": [str(i) for i in range(10)],
                           "normalisation": {"mean": 0.0, "std": 1.0}}, build_model(CNN))
-    serve.serve(model, "127.0.0.1", 8123)
+    serve.serve(model, "127.0.0.1", 8123, processes=0)
     assert "http://127.0.0.1:8123/" in capsys.readouterr().out
     assert ran["host"] == "127.0.0.1" and ran["port"] == 8123
     info = TestClient(ran["app"]).get("/api/model").json()
@@ -266,3 +275,72 @@ def test_serve_prints_the_url_and_binds_where_asked(monkeypatch, capsys):
 def test_malformed_multipart_is_400(client, content_type, body, words):
     assert_error(client.post("/api/predict", content=body,
                              headers={"Content-Type": content_type}), 400, words)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`train.py --serve` of a small random MLP in a session of its own (so that a signal
+    can go to its whole process group, as Ctrl-C in a terminal does): (process, port)."""
+    settings = dataclasses.replace(MLP, layers=(784, 16, 10))
+    model = tmp_path / "mlp.npz"
+    save_model(model, build_model(settings).init(np.random.default_rng(0)), settings,
+               {"dataset": "mnist", "class_names": [str(i) for i in range(10)],
+                "image_shape": [28, 28]})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--load", str(model),
+                               "--serve", "--port", str(port)], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        assert server.poll() is None, server.communicate()
+        assert time.monotonic() < deadline, "the server did not start"
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/api/health")
+            if connection.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    yield server, port
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes: Linux")
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_the_server_reads_in_worker_processes_and_stops_cleanly(served, stop):
+    server, port = served
+    workers = children(server.pid)
+    assert len(workers) == serve.default_processes() >= 1
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for body, status, key in ((encode(page(3)), 200, "number"), (b"junk", 400, "error"),
+                              (encode(page(0)), 422, "error"), (encode(page(1)), 200, "number")):
+        connection.request("POST", "/api/predict", body=body,
+                           headers={"Content-Type": "image/png"})
+        response = connection.getresponse()
+        answer = response.read()
+        assert response.status == status and response.getheader("content-type") == \
+            "application/json" and key.encode() in answer[:20], answer[:200]
+        assert b"Traceback" not in answer
+    if stop == signal.SIGINT:  # Ctrl-C: the whole group, workers too
+        os.killpg(server.pid, signal.SIGINT)
+    else:  # a service manager stopping the server alone
+        server.send_signal(signal.SIGTERM)
+    out, err = server.communicate(timeout=30)
+    assert server.returncode == (0 if stop == signal.SIGINT else -signal.SIGTERM), err
+    assert "Traceback" not in err and err.strip() == "", err
+    for worker in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(worker, 0)
