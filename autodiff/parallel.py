@@ -53,6 +53,18 @@ _threads = 1
 _pause = {"until": 0.0, "seconds": 0.0}  # when the workers may be asked again
 
 
+def _forget_workers() -> None:
+    # A forked child has only the thread that forked: it computes the same blocks, alone.
+    global _wake
+    _wake = threading.Condition()
+    _pool.clear()
+    _jobs.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
+
+
 def threads() -> int:
     """How many threads `matmul` uses (1: it is `np.matmul`)."""
     return _threads
@@ -164,7 +176,7 @@ def matmul(a: Any, b: Any, /, out: Any = None, **kwargs: Any) -> Any:
         return np.matmul(a, b, out=out, **kwargs)
     job = _Job(a, b)
     started = time.perf_counter()
-    helped = started >= _pause["until"]
+    helped = bool(_pool) and started >= _pause["until"]
     if helped:
         with _wake:
             _jobs.extend([job] * (_threads - 1))

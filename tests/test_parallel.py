@@ -3,6 +3,7 @@ worker falls behind, and exactly np.matmul's results up to rounding."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -119,3 +120,22 @@ def test_blocks_cover_the_range_once():
         covered = np.concatenate([np.arange(size)[cut] for cut in cuts])
         np.testing.assert_array_equal(covered, np.arange(size))
         assert len(cuts) == min(size, 4)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_a_forked_child_computes_alone(threads):
+    """The child of a fork has none of the workers: it must not wait for them, and it
+    computes the same blocks, so the same bits."""
+    threads(2)
+    a, b = _product(np.random.default_rng(3), 300, 200, 100, np.float64)
+    expected = parallel.matmul(a, b)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether it computed the same bits alone
+        ok = not parallel._pool and np.array_equal(parallel.matmul(a, b), expected)
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
