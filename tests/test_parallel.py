@@ -17,8 +17,10 @@ from autodiff import grad, parallel
 
 
 @pytest.fixture
-def threads():
-    """Set the thread count for one test; back to one thread afterwards."""
+def threads(monkeypatch):
+    """Set the thread count for one test, with products of these tests' sizes (a thousand
+    multiply-adds and up) shared out; back to one thread afterwards."""
+    monkeypatch.setattr(parallel, "MIN_WORK", 1000)
     yield parallel.set_threads
     parallel.set_threads(1)
 
@@ -50,11 +52,13 @@ def test_same_bits_for_any_thread_count(threads, m, k, n, dtype):
 @given(m=st.integers(1, 300), k=st.integers(1, 300), n=st.integers(1, 300))
 def test_any_shape_matches_numpy(m, k, n):
     parallel.set_threads(2)
+    parallel.MIN_WORK, min_work = 1000, parallel.MIN_WORK
     try:
         a, b = _product(np.random.default_rng(m * k + n), m, k, n, np.float64)
         np.testing.assert_allclose(parallel.matmul(a, b), a @ b, rtol=1e-10, atol=1e-10)
     finally:
         parallel.set_threads(1)
+        parallel.MIN_WORK = min_work
 
 
 def test_a_late_worker_is_not_waited_for_and_never_writes_into_the_result(threads, monkeypatch):
@@ -88,7 +92,7 @@ def test_a_late_worker_is_not_waited_for_and_never_writes_into_the_result(thread
 def test_small_integer_and_batched_products_are_numpys(threads):
     threads(2)
     rng = np.random.default_rng(1)
-    small = rng.standard_normal((3, 4)), rng.standard_normal((4, 5))
+    small = rng.standard_normal((3, 4)), rng.standard_normal((4, 5))  # under MIN_WORK
     ints = rng.integers(0, 9, (500, 500)), rng.integers(0, 9, (500, 500))
     batched = rng.standard_normal((2, 300, 300)), rng.standard_normal((2, 300, 300))
     for a, b in (small, ints, batched):
