@@ -39,7 +39,8 @@ from autodiff.tree import tree_map
 
 
 def _ndim(x: Any) -> int:
-    return len(_shape(x))
+    ndim = getattr(x, "ndim", None)  # an array's or a Box's
+    return len(np.shape(x)) if ndim is None else ndim
 
 
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
@@ -81,12 +82,10 @@ def unbroadcast(g: Any, x: Any) -> Any:
 def _expand_reduced(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     """Broadcast the cotangent of a reduction over `axis` back to the shape of `x`."""
     shape = _shape(x)
-    if not keepdims and axis is None:  # the common case, first
-        g = reshape(g, (1,) * len(shape))
-    elif not keepdims:
+    if not keepdims and axis is not None:  # put back the reduced axes, as 1s
         axes = _axes(axis, len(shape))
         g = reshape(g, tuple(1 if i in axes else n for i, n in enumerate(shape)))
-    return broadcast_to(g, shape)
+    return broadcast_to(g, shape)  # a 0-d g (axis None) broadcasts as it is
 
 
 def _reduced_count(x: Any, axis: Any) -> int:
@@ -233,7 +232,7 @@ subtract = primitive(np.subtract)
 defvjp(
     subtract,
     lambda g, ans, x, y: unbroadcast(g, x),
-    lambda g, ans, x, y: unbroadcast(negative(g), y),
+    lambda g, ans, x, y: unbroadcast(-g, y),
 )
 
 multiply = primitive(np.multiply)
@@ -316,7 +315,16 @@ _where_op = where  # for functions whose `where=` setting hides the op
 
 def _zero(g: Any) -> np.ndarray:
     # A 0-d zero of g's dtype: np.where is several times faster with it than with `0`.
-    return np.zeros((), dtype=_dtype(g))
+    # One per dtype, read-only, made once.
+    dtype = _dtype(g)
+    zero = _ZEROS.get(dtype)
+    if zero is None:
+        zero = _ZEROS[dtype] = np.zeros((), dtype=dtype)
+        zero.flags.writeable = False
+    return zero
+
+
+_ZEROS: dict = {}
 
 
 arctan2 = primitive(np.arctan2)
@@ -497,10 +505,15 @@ defvjp(cumprod, _cumprod_rule)
 # ------------------------------------------------------------------- linear algebra
 
 
+def _transposed(x: Any) -> Any:
+    # `x.T` of an array costs no op call; `@` then calls np.matmul, or the Box operator.
+    return x.T if type(x) is np.ndarray else transpose(x)
+
+
 def _matmul_rule_a(g, ans, a, b):
     a_ndim, b_ndim = _ndim(a), _ndim(b)
     if a_ndim == 2 and b_ndim == 2:  # the common case first: no broadcasting possible
-        return matmul(g, transpose(b))
+        return g @ _transposed(b)
     if a_ndim == 1 and b_ndim == 1:
         return g * b
     if _ndim(b) == 1:  # (..., m, k) @ (k,) -> (..., m)
@@ -513,7 +526,7 @@ def _matmul_rule_a(g, ans, a, b):
 def _matmul_rule_b(g, ans, a, b):
     a_ndim, b_ndim = _ndim(a), _ndim(b)
     if a_ndim == 2 and b_ndim == 2:
-        return matmul(transpose(a), g)
+        return _transposed(a) @ g
     if a_ndim == 1 and b_ndim == 1:
         return g * a
     if _ndim(b) == 1:

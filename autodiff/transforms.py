@@ -18,7 +18,7 @@ import numpy as np
 
 from autodiff import numpy as anp
 from autodiff.core import Box, Trace, backward, dtype_of, value_at
-from autodiff.tree import tree_flatten, tree_map, tree_unflatten
+from autodiff.tree import LEAF, tree_flatten, tree_map, tree_unflatten
 
 
 def _leaf_dtype(leaf: Any) -> np.dtype:
@@ -69,12 +69,18 @@ def _differentiable(leaf: Any, name: str, argnum: int) -> Any:
 
 
 def _box_args(trace: Trace, args: Sequence[Any], argnums: tuple[int, ...], name: str):
-    """Box the leaves of `args[i]` for i in argnums; returns new args and the boxed leaves."""
+    """Box the leaves of `args[i]` for i in argnums; returns new args and, per argnum,
+    its leaves, structure and boxes."""
     args = list(args)
     boxed = []
     for i in argnums:
-        leaves, treedef = tree_flatten(args[i])
-        leaves = [leaf if type(leaf) is np.ndarray and leaf.dtype.kind == "f"  # common case
+        arg = args[i]
+        if type(arg) is np.ndarray and arg.dtype.kind == "f":  # one float array: the common case
+            box = args[i] = trace.new_input(arg)
+            boxed.append(([arg], LEAF, [box]))
+            continue
+        leaves, treedef = tree_flatten(arg)
+        leaves = [leaf if type(leaf) is np.ndarray and leaf.dtype.kind == "f"
                   else _differentiable(leaf, name, i) for leaf in leaves]
         boxes = [trace.new_input(leaf) for leaf in leaves]
         boxed.append((leaves, treedef, boxes))
@@ -86,7 +92,9 @@ def _result_leaf(cotangent: Any, leaf: Any, callers: set) -> Any:
     """The gradient of `leaf` as returned to the caller: in its shape and dtype, and never
     sharing memory with an array the caller passed in (a rule may hand back the very
     array it was given: an identity, a reshape view)."""
-    cotangent = _match_leaf(cotangent, leaf)
+    if type(cotangent) is not np.ndarray or type(leaf) is not np.ndarray or (
+            cotangent.dtype is not leaf.dtype):  # the common case skips this
+        cotangent = _match_leaf(cotangent, leaf)
     if type(cotangent) is np.ndarray:
         root = cotangent
         while isinstance(root.base, np.ndarray):
@@ -115,6 +123,10 @@ def _cotangents(trace: Trace, boxed, seeds, callers: set) -> list:
     flat = backward(trace, seeds, inputs) if seeds else [None] * len(inputs)
     grads, position = [], 0
     for leaves, treedef, _ in boxed:
+        if treedef is LEAF:
+            grads.append(_result_leaf(flat[position], leaves[0], callers))
+            position += 1
+            continue
         part = flat[position:position + len(leaves)]
         position += len(leaves)
         grads.append(tree_unflatten(treedef, [
