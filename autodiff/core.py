@@ -34,6 +34,7 @@ import numpy as np
 from autodiff.settings import settings_by_keyword
 
 _levels = itertools.count(1)
+_NO_PARAMS: dict = {}  # the settings of every input entry (tape entries are never changed)
 
 
 class Trace:
@@ -47,11 +48,18 @@ class Trace:
 
     def new_input(self, value: Any) -> Box:
         """Box `value` as an input of this trace (a tape entry with no parents)."""
+        return self.new_inputs((value,))[0]
+
+    def new_inputs(self, values: Sequence[Any]) -> list[Box]:
+        """Box each of `values` as an input of this trace, in order."""
         tape = self.tape
-        tape.append((None, None, (), value, (), {}))
-        box = _new(Box)  # as Box(value, self, index), without a call to __init__
-        box.value, box.trace, box.index = value, self, len(tape) - 1
-        return box
+        boxes = []
+        for value in values:
+            tape.append((None, None, (), value, (), _NO_PARAMS))
+            box = _new(Box)  # as Box(value, self, index), without a call to __init__
+            box.value, box.trace, box.index = value, self, len(tape) - 1
+            boxes.append(box)
+        return boxes
 
 
 class Box:

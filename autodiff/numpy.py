@@ -65,12 +65,15 @@ def unbroadcast(g: Any, x: Any) -> Any:
     shape, g_shape = _shape(x), _shape(g)
     if g_shape != shape:
         lead = len(g_shape) - len(shape)
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
-        )
-        if axes:
-            g = sum(g, axis=axes)
-        g = reshape(g, shape)
+        if lead > 0 and g_shape[lead:] == shape:  # leading axes only (a bias): no reshape
+            g = sum(g, axis=tuple(range(lead)))
+        else:
+            axes = tuple(range(lead)) + tuple(
+                lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
+            )
+            if axes:
+                g = sum(g, axis=axes)
+            g = reshape(g, shape)
     # A float64 constant (e.g. log(2.0) in the rule of 2.0 ** x) must not promote the
     # cotangent of a float32 argument: cotangents keep their argument's dtype.
     dtype = getattr(x, "dtype", None)
@@ -280,7 +283,8 @@ defvjp(
 
 def _balanced_share(g, ans, x, y):
     # g goes where x won; where x and y tie, each gets half, so the shares still sum to g.
-    x, y = unbox(x), unbox(y)
+    x = unbox(x) if type(x) is Box else x
+    y = unbox(y) if type(y) is Box else y
     wins = np.greater(x, y)
     ties = np.equal(x, y)
     if ties.any():
@@ -732,8 +736,9 @@ defvjp(squeeze, lambda g, ans, x, axis=None: reshape(g, _shape(x)))
 
 def _broadcast_to(array, shape, subok=False):
     # A writable copy, made faster than np.broadcast_to makes its read-only view.
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    if np.shape(array) == shape:
+    if type(shape) is not tuple:
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if _shape(array) == shape:
         return array
     out = np.empty(shape, dtype=_dtype(array))
     out[...] = array
@@ -1052,10 +1057,14 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
 
 def _logsumexp(x, axis=None, keepdims=False):
     peak = np.max(x, axis=axis, keepdims=True)
-    # An all -inf slice would give (-inf) - (-inf) = nan; its result is -inf either way.
-    peak = np.where(np.isfinite(peak), peak, 0)
-    with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer there
+    finite = np.isfinite(peak)
+    if finite.all():  # each sum of exps is then at least 1 (the peak's own)
         total = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
+    else:
+        # An all -inf slice would give (-inf) - (-inf) = nan; its result is -inf either way.
+        peak = np.where(finite, peak, 0)
+        with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer there
+            total = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
     return total if keepdims else np.squeeze(total, axis=axis)
 
 

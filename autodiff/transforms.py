@@ -82,7 +82,7 @@ def _box_args(trace: Trace, args: Sequence[Any], argnums: tuple[int, ...], name:
         leaves, treedef = tree_flatten(arg)
         leaves = [leaf if type(leaf) is np.ndarray and leaf.dtype.kind == "f"
                   else _differentiable(leaf, name, i) for leaf in leaves]
-        boxes = [trace.new_input(leaf) for leaf in leaves]
+        boxes = trace.new_inputs(leaves)
         boxed.append((leaves, treedef, boxes))
         args[i] = tree_unflatten(treedef, boxes)
     return args, boxed
@@ -104,10 +104,10 @@ def _result_leaf(cotangent: Any, leaf: Any, callers: set) -> Any:
     return cotangent
 
 
-def _caller_arrays(trees: Sequence[Any]) -> set:
+def _caller_arrays(trees: Sequence[Any], ids: set | None = None) -> set:
     """The ids of the memory blocks (the arrays that own them) of every array in `trees`:
-    the arguments, the cotangents given to vjp."""
-    ids = set()
+    the arguments, the cotangents given to vjp (added to `ids` when given)."""
+    ids = set() if ids is None else ids
     for tree in trees:
         for leaf in (tree,) if type(tree) is np.ndarray else tree_flatten(tree)[0]:
             if type(leaf) is np.ndarray:
@@ -129,8 +129,12 @@ def _cotangents(trace: Trace, boxed, seeds, callers: set) -> list:
             continue
         part = flat[position:position + len(leaves)]
         position += len(leaves)
+        # An array of its own memory and the leaf's type and dtype, not the caller's,
+        # is returned as it is: the common case is tested here, without a call.
         grads.append(tree_unflatten(treedef, [
-            _result_leaf(c, x, callers) for c, x in zip(part, leaves)]))
+            c if type(c) is np.ndarray and c.base is None and type(x) is np.ndarray
+            and c.dtype is x.dtype and id(c) not in callers else _result_leaf(c, x, callers)
+            for c, x in zip(part, leaves)]))
     return grads
 
 
@@ -268,7 +272,13 @@ def value_and_grad(
                 raise TypeError("with has_aux=True the function must return a pair (value, aux)")
             out, aux = out
         seeds = _scalar_seed(out, trace, "grad")
-        grads = _cotangents(trace, boxed, seeds, _caller_arrays(args))
+        # The boxed arguments were flattened already: only the others are flattened here.
+        callers: set = set()
+        for leaves, _, _ in boxed:
+            _caller_arrays(leaves, callers)
+        if len(unique) < len(args):
+            _caller_arrays([a for i, a in enumerate(args) if i not in unique], callers)
+        grads = _cotangents(trace, boxed, seeds, callers)
         grads = tuple(grads) if unique == wanted else _per_argnum(grads, unique, wanted)
         grads = grads[0] if single else grads
         value = value_at(out, trace)
