@@ -128,12 +128,17 @@ def primitive(raw_fn: Callable) -> Callable:
             ans = raw_fn(*values, **params) if params else raw_fn(*values)
             # Traced values are real (inputs are checked), so a complex result can only
             # come from a complex constant among the arguments.
-            if constants and _is_complex(ans):  # a call only when there are constants
-                raise TypeError(
-                    f"autodiff: {op.__name__} produced a complex value from a traced one; "
-                    "complex numbers are not supported: differentiate the real and "
-                    "imaginary parts as separate float arrays"
-                )
+            if constants:
+                try:
+                    complex_result = ans.dtype.kind == "c"
+                except AttributeError:  # a Python number
+                    complex_result = isinstance(ans, complex)
+                if complex_result:
+                    raise TypeError(
+                        f"autodiff: {op.__name__} produced a complex value from a traced "
+                        "one; complex numbers are not supported: differentiate the real "
+                        "and imaginary parts as separate float arrays"
+                    )
         tape = trace.tape
         tape.append((op, rules, parents, ans, values, params))
         box = _new(Box)  # as Box(ans, trace, index), without a call to __init__
@@ -146,13 +151,6 @@ def primitive(raw_fn: Callable) -> Callable:
 
 
 _new = object.__new__
-
-
-def _is_complex(ans: Any) -> bool:
-    try:
-        return ans.dtype.kind == "c"
-    except AttributeError:  # a Python number
-        return isinstance(ans, complex)
 
 
 def defvjp(op: Callable, *rules: Callable | None) -> None:
@@ -209,6 +207,13 @@ def dtype_of(x: Any) -> np.dtype:
     return np.result_type(x) if dtype is None else dtype
 
 
+def _shape_error(op: Callable, argnum: int, cotangent: Any, arg: Any) -> ValueError:
+    return ValueError(
+        f"autodiff: the gradient rule of {op.__name__} returned shape {shape_of(cotangent)} "
+        f"for argument {argnum}, whose shape is {shape_of(arg)}"
+    )
+
+
 def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[int]) -> list:
     """Sweep the tape in reverse from `(tape index, cotangent)` seeds.
 
@@ -249,15 +254,11 @@ def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[in
                 else:
                     cotangent = rule(g, ans, *args, **params)
             try:
-                same_shape = cotangent.shape == args[argnum].shape
+                if cotangent.shape != args[argnum].shape:
+                    raise _shape_error(op, argnum, cotangent, args[argnum])
             except AttributeError:  # a Python scalar
-                same_shape = shape_of(cotangent) == shape_of(args[argnum])
-            if not same_shape:
-                raise ValueError(
-                    f"autodiff: the gradient rule of {op.__name__} returned shape "
-                    f"{shape_of(cotangent)} for argument {argnum}, whose shape is "
-                    f"{shape_of(args[argnum])}"
-                )
-            previous = cotangents[parent]
-            cotangents[parent] = cotangent if previous is None else previous + cotangent
+                if shape_of(cotangent) != shape_of(args[argnum]):
+                    raise _shape_error(op, argnum, cotangent, args[argnum]) from None
+            cotangents[parent] = cotangent if cotangents[parent] is None else (
+                cotangents[parent] + cotangent)
     return [cotangents[i] for i in inputs]

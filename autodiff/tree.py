@@ -93,7 +93,14 @@ def _flatten(tree: Any, leaves: list) -> TreeDef:
     if tree is not None and not isinstance(tree, _CONTAINERS):  # a leaf: the common case
         leaves.append(tree)
         return LEAF
-    kind, data, children = _children(tree)
+    if type(tree) is dict:  # the common container, taken apart without calls
+        try:
+            data = tuple(sorted(tree))
+        except TypeError:
+            data = _sorted_keys(tree)  # raises, saying which key types were mixed
+        kind, children = "dict", map(tree.__getitem__, data)
+    else:
+        kind, data, children = _children(tree)
     treedefs = []
     for child in children:
         if child is not None and not isinstance(child, _CONTAINERS):  # a leaf, without a call
@@ -132,8 +139,10 @@ def _unflatten(treedef: TreeDef, leaves) -> Any:
         return next(leaves)
     if kind == "none":
         return None
-    children = [next(leaves) if child is LEAF else _unflatten(child, leaves)
-                for child in children]
+    values = []
+    for child in children:
+        values.append(next(leaves) if child is LEAF else _unflatten(child, leaves))
+    children = values
     if kind == "dict":
         return dict(zip(data, children))
     if kind == "dict subclass":
