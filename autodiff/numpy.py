@@ -65,7 +65,7 @@ def unbroadcast(g: Any, x: Any) -> Any:
     shape, g_shape = _shape(x), _shape(g)
     if g_shape != shape:
         lead = len(g_shape) - len(shape)
-        if lead > 0 and g_shape[lead:] == shape:  # leading axes only (a bias): no reshape
+        if lead > 0 and shape and g_shape[lead:] == shape:  # leading axes only: no reshape
             g = sum(g, axis=tuple(range(lead)))
         else:
             axes = tuple(range(lead)) + tuple(
