@@ -92,9 +92,7 @@ def _result_leaf(cotangent: Any, leaf: Any, callers: set) -> Any:
     """The gradient of `leaf` as returned to the caller: in its shape and dtype, and never
     sharing memory with an array the caller passed in (a rule may hand back the very
     array it was given: an identity, a reshape view)."""
-    if type(cotangent) is not np.ndarray or type(leaf) is not np.ndarray or (
-            cotangent.dtype is not leaf.dtype):  # the common case skips this
-        cotangent = _match_leaf(cotangent, leaf)
+    cotangent = _match_leaf(cotangent, leaf)
     if type(cotangent) is np.ndarray:
         root = cotangent
         while isinstance(root.base, np.ndarray):
@@ -123,12 +121,11 @@ def _cotangents(trace: Trace, boxed, seeds, callers: set) -> list:
     flat = backward(trace, seeds, inputs) if seeds else [None] * len(inputs)
     grads, position = [], 0
     for leaves, treedef, _ in boxed:
-        if treedef is LEAF:
-            grads.append(_result_leaf(flat[position], leaves[0], callers))
-            position += 1
-            continue
         part = flat[position:position + len(leaves)]
         position += len(leaves)
+        if treedef is LEAF:
+            grads.append(_result_leaf(part[0], leaves[0], callers))
+            continue
         # An array of its own memory and the leaf's type and dtype, not the caller's,
         # is returned as it is: the common case is tested here, without a call.
         grads.append(tree_unflatten(treedef, [
@@ -273,11 +270,10 @@ def value_and_grad(
             out, aux = out
         seeds = _scalar_seed(out, trace, "grad")
         # The boxed arguments were flattened already: only the others are flattened here.
-        callers: set = set()
+        callers = _caller_arrays([a for i, a in enumerate(args) if i not in unique]
+                                 if len(unique) < len(args) else ())
         for leaves, _, _ in boxed:
             _caller_arrays(leaves, callers)
-        if len(unique) < len(args):
-            _caller_arrays([a for i, a in enumerate(args) if i not in unique], callers)
         grads = _cotangents(trace, boxed, seeds, callers)
         grads = tuple(grads) if unique == wanted else _per_argnum(grads, unique, wanted)
         grads = grads[0] if single else grads
