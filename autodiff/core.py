@@ -34,6 +34,7 @@ import numpy as np
 from autodiff.settings import settings_by_keyword
 
 _levels = itertools.count(1)
+_NO_PARAMS: dict = {}  # the settings of every input entry (tape entries are never changed)
 
 
 class Trace:
@@ -47,8 +48,18 @@ class Trace:
 
     def new_input(self, value: Any) -> Box:
         """Box `value` as an input of this trace (a tape entry with no parents)."""
-        self.tape.append((None, None, (), value, (), {}))
-        return Box(value, self, len(self.tape) - 1)
+        return self.new_inputs((value,))[0]
+
+    def new_inputs(self, values: Sequence[Any]) -> list[Box]:
+        """Box each of `values` as an input of this trace, in order."""
+        tape = self.tape
+        boxes = []
+        for value in values:
+            tape.append((None, None, (), value, (), _NO_PARAMS))
+            box = _new(Box)  # as Box(value, self, index), without a call to __init__
+            box.value, box.trace, box.index = value, self, len(tape) - 1
+            boxes.append(box)
+        return boxes
 
 
 class Box:
@@ -84,54 +95,62 @@ def primitive(raw_fn: Callable) -> Callable:
             if type(arg) is Box and (trace is None or arg.trace.level > trace.level):
                 trace = arg.trace
         if trace is None:
-            return raw_fn(*args, **params)
+            return raw_fn(*args, **params) if params else raw_fn(*args)
         rules = op.vjp_rules
         if rules is None:
             raise TypeError(
                 f"autodiff: {op.__name__} has no gradient rules; give it some with defvjp, "
                 "or call it on constants only"
             )
+        # The hot path of every traced op: each line here costs on every call.
         values = list(args)
         parents = []
         nested = constants = False
-        for argnum, arg in enumerate(args):
-            if type(arg) is Box:
-                if arg.trace is trace:
-                    value = values[argnum] = arg.value
-                    parents.append((argnum, arg.index))
-                    if type(value) is Box:
-                        nested = True
-                else:
+        argnum = 0
+        for arg in args:
+            if type(arg) is not Box:
+                constants = True
+            elif arg.trace is trace:
+                value = values[argnum] = arg.value
+                parents.append((argnum, arg.index))
+                if type(value) is Box:
                     nested = True
             else:
-                constants = True
+                nested = True
+            argnum += 1
         # Settings given positionally are constants after the data: only then, or with
-        # keyword settings, do they need sorting out (this is the hot path).
+        # keyword settings, do they need sorting out.
         if params or (constants and type(rules) is tuple and len(args) > len(rules)):
             values, params = settings_by_keyword(op, rules, values, params, parents)
         if nested:
             ans = op(*values, **params)
         else:
-            ans = raw_fn(*values, **params)
+            ans = raw_fn(*values, **params) if params else raw_fn(*values)
             # Traced values are real (inputs are checked), so a complex result can only
             # come from a complex constant among the arguments.
-            try:
-                complex_result = constants and ans.dtype.kind == "c"
-            except AttributeError:  # a Python number
-                complex_result = isinstance(ans, complex)
-            if complex_result:
-                raise TypeError(
-                    f"autodiff: {op.__name__} produced a complex value from a traced one; "
-                    "complex numbers are not supported: differentiate the real and "
-                    "imaginary parts as separate float arrays"
-                )
+            if constants:
+                try:
+                    complex_result = ans.dtype.kind == "c"
+                except AttributeError:  # a Python number
+                    complex_result = isinstance(ans, complex)
+                if complex_result:
+                    raise TypeError(
+                        f"autodiff: {op.__name__} produced a complex value from a traced "
+                        "one; complex numbers are not supported: differentiate the real "
+                        "and imaginary parts as separate float arrays"
+                    )
         tape = trace.tape
         tape.append((op, rules, parents, ans, values, params))
-        return Box(ans, trace, len(tape) - 1)
+        box = _new(Box)  # as Box(ans, trace, index), without a call to __init__
+        box.value, box.trace, box.index = ans, trace, len(tape) - 1
+        return box
 
     op.raw = raw_fn
     op.vjp_rules = None
     return op
+
+
+_new = object.__new__
 
 
 def defvjp(op: Callable, *rules: Callable | None) -> None:
@@ -155,7 +174,10 @@ def nondifferentiable(raw_fn: Callable) -> Callable:
 
     @functools.wraps(raw_fn)
     def op(*args, **params):
-        return raw_fn(*[unbox(a) for a in args], **params)
+        for arg in args:
+            if type(arg) is Box:
+                return raw_fn(*[unbox(a) if type(a) is Box else a for a in args], **params)
+        return raw_fn(*args, **params) if params else raw_fn(*args)
 
     op.raw = raw_fn
     return op
@@ -185,6 +207,13 @@ def dtype_of(x: Any) -> np.dtype:
     return np.result_type(x) if dtype is None else dtype
 
 
+def _shape_error(op: Callable, argnum: int, cotangent: Any, arg: Any) -> ValueError:
+    return ValueError(
+        f"autodiff: the gradient rule of {op.__name__} returned shape {shape_of(cotangent)} "
+        f"for argument {argnum}, whose shape is {shape_of(arg)}"
+    )
+
+
 def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[int]) -> list:
     """Sweep the tape in reverse from `(tape index, cotangent)` seeds.
 
@@ -206,24 +235,30 @@ def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[in
             continue  # an input: its cotangent is a result
         cotangents[index] = None  # no longer needed: free it as the sweep goes
         variadic = type(rules) is not tuple
+        arity = 0 if variadic or params else len(args)
         for argnum, parent in parents:
             if variadic:
                 cotangent = rules(argnum, g, ans, *args, **params)
             else:
-                rule = rules[argnum] if argnum < len(rules) else None
+                try:
+                    rule = rules[argnum]
+                except IndexError:  # a traced argument past the rules: as for None
+                    continue
                 if rule is None:
                     continue  # not differentiable in this argument: a constant
-                cotangent = rule(g, ans, *args, **params) if params else rule(g, ans, *args)
+                # Calls with the arguments spelled out cost less than rule(g, ans, *args).
+                if arity == 2:
+                    cotangent = rule(g, ans, args[0], args[1])
+                elif arity == 1:
+                    cotangent = rule(g, ans, args[0])
+                else:
+                    cotangent = rule(g, ans, *args, **params)
             try:
-                same_shape = cotangent.shape == args[argnum].shape
+                if cotangent.shape != args[argnum].shape:
+                    raise _shape_error(op, argnum, cotangent, args[argnum])
             except AttributeError:  # a Python scalar
-                same_shape = shape_of(cotangent) == shape_of(args[argnum])
-            if not same_shape:
-                raise ValueError(
-                    f"autodiff: the gradient rule of {op.__name__} returned shape "
-                    f"{shape_of(cotangent)} for argument {argnum}, whose shape is "
-                    f"{shape_of(args[argnum])}"
-                )
-            previous = cotangents[parent]
-            cotangents[parent] = cotangent if previous is None else previous + cotangent
+                if shape_of(cotangent) != shape_of(args[argnum]):
+                    raise _shape_error(op, argnum, cotangent, args[argnum]) from None
+            cotangents[parent] = cotangent if cotangents[parent] is None else (
+                cotangents[parent] + cotangent)
     return [cotangents[i] for i in inputs]

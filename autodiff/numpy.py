@@ -40,7 +40,8 @@ from autodiff.tree import tree_map
 
 
 def _ndim(x: Any) -> int:
-    return len(_shape(x))
+    ndim = getattr(x, "ndim", None)  # an array's or a Box's
+    return len(np.shape(x)) if ndim is None else ndim
 
 
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
@@ -65,12 +66,15 @@ def unbroadcast(g: Any, x: Any) -> Any:
     shape, g_shape = _shape(x), _shape(g)
     if g_shape != shape:
         lead = len(g_shape) - len(shape)
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
-        )
-        if axes:
-            g = sum(g, axis=axes)
-        g = reshape(g, shape)
+        if lead > 0 and shape and g_shape[lead:] == shape:  # leading axes only: no reshape
+            g = sum(g, axis=tuple(range(lead)))
+        else:
+            axes = tuple(range(lead)) + tuple(
+                lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
+            )
+            if axes:
+                g = sum(g, axis=axes)
+            g = reshape(g, shape)
     # A float64 constant (e.g. log(2.0) in the rule of 2.0 ** x) must not promote the
     # cotangent of a float32 argument: cotangents keep their argument's dtype.
     dtype = getattr(x, "dtype", None)
@@ -82,12 +86,10 @@ def unbroadcast(g: Any, x: Any) -> Any:
 def _expand_reduced(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     """Broadcast the cotangent of a reduction over `axis` back to the shape of `x`."""
     shape = _shape(x)
-    if not keepdims and axis is None:  # the common case, first
-        g = reshape(g, (1,) * len(shape))
-    elif not keepdims:
+    if not keepdims and axis is not None:  # put back the reduced axes, as 1s
         axes = _axes(axis, len(shape))
         g = reshape(g, tuple(1 if i in axes else n for i, n in enumerate(shape)))
-    return broadcast_to(g, shape)
+    return broadcast_to(g, shape)  # a 0-d g (axis None) broadcasts as it is
 
 
 def _reduced_count(x: Any, axis: Any) -> int:
@@ -234,7 +236,7 @@ subtract = primitive(np.subtract)
 defvjp(
     subtract,
     lambda g, ans, x, y: unbroadcast(g, x),
-    lambda g, ans, x, y: unbroadcast(negative(g), y),
+    lambda g, ans, x, y: unbroadcast(-g, y),
 )
 
 multiply = primitive(np.multiply)
@@ -282,7 +284,8 @@ defvjp(
 
 def _balanced_share(g, ans, x, y):
     # g goes where x won; where x and y tie, each gets half, so the shares still sum to g.
-    x, y = unbox(x), unbox(y)
+    x = unbox(x) if type(x) is Box else x
+    y = unbox(y) if type(y) is Box else y
     wins = np.greater(x, y)
     ties = np.equal(x, y)
     if ties.any():
@@ -317,7 +320,16 @@ _where_op = where  # for functions whose `where=` setting hides the op
 
 def _zero(g: Any) -> np.ndarray:
     # A 0-d zero of g's dtype: np.where is several times faster with it than with `0`.
-    return np.zeros((), dtype=_dtype(g))
+    # One per dtype, read-only, made once.
+    dtype = _dtype(g)
+    zero = _ZEROS.get(dtype)
+    if zero is None:
+        zero = _ZEROS[dtype] = np.zeros((), dtype=dtype)
+        zero.flags.writeable = False
+    return zero
+
+
+_ZEROS: dict = {}
 
 
 arctan2 = primitive(np.arctan2)
@@ -498,10 +510,23 @@ defvjp(cumprod, _cumprod_rule)
 # ------------------------------------------------------------------- linear algebra
 
 
+def _transposed(x: Any) -> Any:
+    # `x.T` of an array costs no op call; `_product` then multiplies arrays directly.
+    return x.T if type(x) is np.ndarray else transpose(x)
+
+
+def _product(x: Any, y: Any) -> Any:
+    # Arrays: parallel.matmul at once (it shares out large products), no op call; traced
+    # values (higher-order derivatives): the matmul op, recorded on the tape.
+    if type(x) is np.ndarray and type(y) is np.ndarray:
+        return parallel.matmul(x, y)
+    return matmul(x, y)
+
+
 def _matmul_rule_a(g, ans, a, b):
     a_ndim, b_ndim = _ndim(a), _ndim(b)
     if a_ndim == 2 and b_ndim == 2:  # the common case first: no broadcasting possible
-        return matmul(g, transpose(b))
+        return _product(g, _transposed(b))
     if a_ndim == 1 and b_ndim == 1:
         return g * b
     if _ndim(b) == 1:  # (..., m, k) @ (k,) -> (..., m)
@@ -514,7 +539,7 @@ def _matmul_rule_a(g, ans, a, b):
 def _matmul_rule_b(g, ans, a, b):
     a_ndim, b_ndim = _ndim(a), _ndim(b)
     if a_ndim == 2 and b_ndim == 2:
-        return matmul(transpose(a), g)
+        return _product(_transposed(a), g)
     if a_ndim == 1 and b_ndim == 1:
         return g * a
     if _ndim(b) == 1:
@@ -720,8 +745,9 @@ defvjp(squeeze, lambda g, ans, x, axis=None: reshape(g, _shape(x)))
 
 def _broadcast_to(array, shape, subok=False):
     # A writable copy, made faster than np.broadcast_to makes its read-only view.
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    if np.shape(array) == shape:
+    if type(shape) is not tuple:
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if _shape(array) == shape:
         return array
     out = np.empty(shape, dtype=_dtype(array))
     out[...] = array
@@ -1040,10 +1066,14 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
 
 def _logsumexp(x, axis=None, keepdims=False):
     peak = np.max(x, axis=axis, keepdims=True)
-    # An all -inf slice would give (-inf) - (-inf) = nan; its result is -inf either way.
-    peak = np.where(np.isfinite(peak), peak, 0)
-    with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer there
+    finite = np.isfinite(peak)
+    if finite.all():  # each sum of exps is then at least 1 (the peak's own)
         total = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
+    else:
+        # An all -inf slice would give (-inf) - (-inf) = nan; its result is -inf either way.
+        peak = np.where(finite, peak, 0)
+        with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer there
+            total = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
     return total if keepdims else np.squeeze(total, axis=axis)
 
 

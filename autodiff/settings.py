@@ -31,6 +31,8 @@ def settings_by_keyword(op: Callable, rules: Any, args: list, params: dict, pare
             raise TypeError(f"autodiff: {op.__name__} got a traced value as a setting")
         args, params = args[:data], {**extra, **params}
     accepted = _rule_keywords(rules)
+    if accepted is not None and params.keys() <= accepted and "out" not in params:
+        return args, params  # every setting is one the rules take: the common case
     for name, value in params.items():
         if value is not None and (name == "out" or (accepted is not None and name not in accepted)):
             raise refusal(op.__name__, name)

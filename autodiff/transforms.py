@@ -18,7 +18,7 @@ import numpy as np
 
 from autodiff import numpy as anp
 from autodiff.core import Box, Trace, backward, dtype_of, value_at
-from autodiff.tree import tree_flatten, tree_map, tree_unflatten
+from autodiff.tree import LEAF, tree_flatten, tree_map, tree_unflatten
 
 
 def _leaf_dtype(leaf: Any) -> np.dtype:
@@ -69,14 +69,20 @@ def _differentiable(leaf: Any, name: str, argnum: int) -> Any:
 
 
 def _box_args(trace: Trace, args: Sequence[Any], argnums: tuple[int, ...], name: str):
-    """Box the leaves of `args[i]` for i in argnums; returns new args and the boxed leaves."""
+    """Box the leaves of `args[i]` for i in argnums; returns new args and, per argnum,
+    its leaves, structure and boxes."""
     args = list(args)
     boxed = []
     for i in argnums:
-        leaves, treedef = tree_flatten(args[i])
-        leaves = [leaf if type(leaf) is np.ndarray and leaf.dtype.kind == "f"  # common case
+        arg = args[i]
+        if type(arg) is np.ndarray and arg.dtype.kind == "f":  # one float array: the common case
+            box = args[i] = trace.new_input(arg)
+            boxed.append(([arg], LEAF, [box]))
+            continue
+        leaves, treedef = tree_flatten(arg)
+        leaves = [leaf if type(leaf) is np.ndarray and leaf.dtype.kind == "f"
                   else _differentiable(leaf, name, i) for leaf in leaves]
-        boxes = [trace.new_input(leaf) for leaf in leaves]
+        boxes = trace.new_inputs(leaves)
         boxed.append((leaves, treedef, boxes))
         args[i] = tree_unflatten(treedef, boxes)
     return args, boxed
@@ -96,10 +102,10 @@ def _result_leaf(cotangent: Any, leaf: Any, callers: set) -> Any:
     return cotangent
 
 
-def _caller_arrays(trees: Sequence[Any]) -> set:
+def _caller_arrays(trees: Sequence[Any], ids: set | None = None) -> set:
     """The ids of the memory blocks (the arrays that own them) of every array in `trees`:
-    the arguments, the cotangents given to vjp."""
-    ids = set()
+    the arguments, the cotangents given to vjp (added to `ids` when given)."""
+    ids = set() if ids is None else ids
     for tree in trees:
         for leaf in (tree,) if type(tree) is np.ndarray else tree_flatten(tree)[0]:
             if type(leaf) is np.ndarray:
@@ -117,8 +123,15 @@ def _cotangents(trace: Trace, boxed, seeds, callers: set) -> list:
     for leaves, treedef, _ in boxed:
         part = flat[position:position + len(leaves)]
         position += len(leaves)
+        if treedef is LEAF:
+            grads.append(_result_leaf(part[0], leaves[0], callers))
+            continue
+        # An array of its own memory and the leaf's type and dtype, not the caller's,
+        # is returned as it is: the common case is tested here, without a call.
         grads.append(tree_unflatten(treedef, [
-            _result_leaf(c, x, callers) for c, x in zip(part, leaves)]))
+            c if type(c) is np.ndarray and c.base is None and type(x) is np.ndarray
+            and c.dtype is x.dtype and id(c) not in callers else _result_leaf(c, x, callers)
+            for c, x in zip(part, leaves)]))
     return grads
 
 
@@ -256,7 +269,12 @@ def value_and_grad(
                 raise TypeError("with has_aux=True the function must return a pair (value, aux)")
             out, aux = out
         seeds = _scalar_seed(out, trace, "grad")
-        grads = _cotangents(trace, boxed, seeds, _caller_arrays(args))
+        # The boxed arguments were flattened already: only the others are flattened here.
+        callers = _caller_arrays([a for i, a in enumerate(args) if i not in unique]
+                                 if len(unique) < len(args) else ())
+        for leaves, _, _ in boxed:
+            _caller_arrays(leaves, callers)
+        grads = _cotangents(trace, boxed, seeds, callers)
         grads = tuple(grads) if unique == wanted else _per_argnum(grads, unique, wanted)
         grads = grads[0] if single else grads
         value = value_at(out, trace)

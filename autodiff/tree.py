@@ -10,6 +10,7 @@ tree_leaves(tree))` rebuilds `tree` exactly, container types and dict keys inclu
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -89,42 +90,70 @@ def tree_flatten(tree: Any) -> tuple[list, TreeDef]:
 
 
 def _flatten(tree: Any, leaves: list) -> TreeDef:
-    kind, data, children = _children(tree)
-    if kind == "leaf":
+    if tree is not None and not isinstance(tree, _CONTAINERS):  # a leaf: the common case
         leaves.append(tree)
         return LEAF
-    return TreeDef(kind, data, tuple(_flatten(child, leaves) for child in children))
+    if type(tree) is dict:  # the common container, taken apart without calls
+        try:
+            data = tuple(sorted(tree))
+        except TypeError:
+            data = _sorted_keys(tree)  # raises, saying which key types were mixed
+        kind, children = "dict", map(tree.__getitem__, data)
+    else:
+        kind, data, children = _children(tree)
+    treedefs = []
+    for child in children:
+        if child is not None and not isinstance(child, _CONTAINERS):  # a leaf, without a call
+            leaves.append(child)
+            treedefs.append(LEAF)
+        else:
+            treedefs.append(_flatten(child, leaves))
+    return _treedef((kind, data, tuple(treedefs)))
+
+
+_CONTAINERS = (dict, list, tuple)
+# TreeDef(kind, data, children) without the Python-level __new__ of a NamedTuple.
+_treedef = functools.partial(tuple.__new__, TreeDef)
 
 
 def tree_unflatten(treedef: TreeDef, leaves: list) -> Any:
     """Rebuild a tree of structure `treedef` from `leaves` (the inverse of tree_flatten)."""
-    leaves = list(leaves)
-    if len(leaves) != treedef.num_leaves:
+    leaves = leaves if type(leaves) is list else list(leaves)
+    remaining = iter(leaves)
+    try:
+        tree = _unflatten(treedef, remaining)
+        complete = next(remaining, remaining) is remaining  # every leaf used
+    except StopIteration:  # too few leaves
+        complete = False
+    if not complete:
         raise ValueError(
             f"tree_unflatten: the structure {treedef!r} has {treedef.num_leaves} leaves, "
             f"but {len(leaves)} were given"
         )
-    return _unflatten(treedef, iter(leaves))
+    return tree
 
 
 def _unflatten(treedef: TreeDef, leaves) -> Any:
-    kind = treedef.kind
+    kind, data, children = treedef
     if kind == "leaf":
         return next(leaves)
     if kind == "none":
         return None
-    children = [_unflatten(child, leaves) for child in treedef.children]
+    values = []
+    for child in children:
+        values.append(next(leaves) if child is LEAF else _unflatten(child, leaves))
+    children = values
     if kind == "dict":
-        return dict(zip(treedef.data, children))
+        return dict(zip(data, children))
     if kind == "dict subclass":
-        cls, default_factory, keys = treedef.data
+        cls, default_factory, keys = data
         if issubclass(cls, defaultdict):
             return cls(default_factory, zip(keys, children))
         return cls(zip(keys, children))
     if kind == "list":
         return children
     if kind == "namedtuple":
-        return treedef.data(*children)
+        return data(*children)
     return tuple(children)
 
 
