@@ -29,6 +29,7 @@ cores, after telling the BLAS library to use one thread); with the default of on
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import os
@@ -65,19 +66,6 @@ def _forget_workers() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_workers)
-
-
-def threads() -> int:
-    """How many threads `matmul` uses (1: it is `np.matmul`)."""
-    return _threads
-
-
-def available_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def set_threads(n: int) -> None:
@@ -158,10 +146,9 @@ def _work() -> None:
             job = _jobs.pop()  # the newest: older ones are finished or nearly so
         if job is None:
             return
-        try:
+        # A block that fails here stays not done: the caller computes it itself.
+        with contextlib.suppress(Exception):
             job.run(job.out, notify=True)
-        except Exception:  # noqa: BLE001 - the caller computes an unfinished block itself
-            pass
 
 
 def _eligible(a: Any, b: Any, kwargs: dict) -> bool:

@@ -29,12 +29,18 @@ if BLAS_PINNED:
         os.environ[_name] = "1"
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def engine_threads() -> int:
     """How many threads the engine should use: DIGITS_THREADS, else every available core
     when the BLAS library was pinned to one thread here, else 1 (the BLAS library has its
     own threads: the user chose a count, or NumPy had loaded before this module)."""
-    from autodiff.parallel import available_cores
-
     text = os.environ.get("DIGITS_THREADS", "").strip()
     if text:
         if not text.isdigit() or int(text) < 1:
