@@ -22,20 +22,30 @@ waiting for the scheduler. A worker that was late is not asked again for a while
 doubling with every late answer up to a second): on a busy machine the caller then works
 alone, as fast as one thread can, and tries again later.
 
+`run(tasks)` shares out coarser work the same way: independent calls (the gradients of
+the slices of a training batch, say) claimed one at a time by the caller and the
+workers. Each call is an ordinary sequential program, so its result does not depend on
+which thread made it; a call a worker has not finished when the caller runs out of work
+is made again by the caller. Products inside a task are computed on the task's own
+thread, in the same blocks as always: the other threads are busy with other tasks.
+
 `set_threads(n)` turns this on (the command-line tools call it with the number of
 cores, after telling the BLAS library to use one thread); with the default of one thread
-`matmul` is `np.matmul` and importing the engine starts no thread.
+`matmul` is `np.matmul`, `run` calls the tasks in turn, and importing the engine starts
+no thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 import itertools
 import os
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -54,6 +64,8 @@ _jobs: list = []  # the products the workers are asked to help with; None: stop
 _wake = threading.Condition()
 _threads = 1
 _pause = {"until": 0.0, "seconds": 0.0}  # when the workers may be asked again
+_running = {"tasks": 0}  # calls of `run` in progress: their products get no helpers
+_T = TypeVar("_T")
 
 
 def _forget_workers() -> None:
@@ -62,6 +74,7 @@ def _forget_workers() -> None:
     _wake = threading.Condition()
     _pool.clear()
     _jobs.clear()
+    _running["tasks"] = 0
 
 
 if hasattr(os, "register_at_fork"):
@@ -82,7 +95,7 @@ def set_threads(n: int) -> None:
     _jobs.clear()
     _threads = n
     for _ in range(n - 1):
-        worker = threading.Thread(target=_work, name="autodiff-matmul", daemon=True)
+        worker = threading.Thread(target=_work, name="autodiff-worker", daemon=True)
         worker.start()
         _pool.append(worker)
 
@@ -137,6 +150,12 @@ class _Job:
                 self.done[i] = True
         return count
 
+    def help(self) -> None:
+        """A worker's share. A block that fails here stays not done: the caller computes
+        it itself, and meets the error, if there is one, on its own thread."""
+        with contextlib.suppress(Exception):
+            self.run(self.out, notify=True)
+
 
 def _work() -> None:
     while True:
@@ -146,9 +165,7 @@ def _work() -> None:
             job = _jobs.pop()  # the newest: older ones are finished or nearly so
         if job is None:
             return
-        # A block that fails here stays not done: the caller computes it itself.
-        with contextlib.suppress(Exception):
-            job.run(job.out, notify=True)
+        job.help()
 
 
 def _eligible(a: Any, b: Any, kwargs: dict) -> bool:
@@ -166,7 +183,7 @@ def matmul(a: Any, b: Any, /, out: Any = None, **kwargs: Any) -> Any:
         return np.matmul(a, b, out=out, **kwargs)
     job = _Job(a, b)
     started = time.perf_counter()
-    helped = bool(_pool) and started >= _pause["until"]
+    helped = bool(_pool) and not _running["tasks"] and started >= _pause["until"]
     if helped:
         with _wake:
             _jobs.extend([job] * (_threads - 1))
@@ -174,6 +191,9 @@ def matmul(a: Any, b: Any, /, out: Any = None, **kwargs: Any) -> Any:
     mine = job.run(job.out, notify=False)
     per_block = (time.perf_counter() - started) / max(mine, 1)
     out = _collect(job, max(per_block, 1e-4)) if helped else job.out
+    if helped:
+        with _wake:
+            _withdraw(job)
     if job.axis < 2:
         return out
     total = job.parts[0]
@@ -210,3 +230,83 @@ def _pause_after(late: bool) -> None:
         return
     seconds = min(max(2 * _pause["seconds"], FIRST_PAUSE), LONGEST_PAUSE)
     _pause.update(seconds=seconds, until=time.perf_counter() + seconds)
+
+
+# ------------------------------------------------------------------------ tasks
+
+
+class _Tasks:
+    """Independent calls, claimed one at a time from `claims`. A worker makes its calls
+    in a copy of the caller's context (NumPy's error settings live there); `done[i]` is
+    set once results[i] is stored, `failed[i]` when a worker's call raised."""
+
+    def __init__(self, tasks: Sequence[Callable[[], Any]]) -> None:
+        self.tasks = list(tasks)
+        self.context = contextvars.copy_context()
+        self.results: list = [None] * len(self.tasks)
+        self.done = [False] * len(self.tasks)
+        self.failed = [False] * len(self.tasks)
+        self.claims = itertools.count(1)  # the caller makes call 0 itself
+        self.finished = threading.Condition()
+
+    def help(self) -> None:
+        """A worker's share: claim and make calls until none is left."""
+        for i in self.claims:
+            if i >= len(self.tasks):
+                return
+            try:
+                result = self.context.copy().run(self.tasks[i])
+            except BaseException:  # the caller makes this call again and meets the error
+                with self.finished:
+                    self.failed[i] = True
+                    self.finished.notify_all()
+                continue
+            with self.finished:
+                self.results[i], self.done[i] = result, True
+                self.finished.notify_all()
+
+
+def run(tasks: Sequence[Callable[[], _T]]) -> list[_T]:
+    """`[task() for task in tasks]`, the calls shared out among the threads `set_threads`
+    started. Each task must be a pure function of what it closes over: a call a worker
+    is late with is made again on this thread, and its result is the one returned. An
+    exception from a task is raised here. With one thread, or inside another call of
+    `run` (whose tasks keep the threads busy), the calls are made in turn."""
+    tasks = list(tasks)
+    if len(tasks) < 2 or not _pool or _running["tasks"]:
+        return [task() for task in tasks]
+    job = _Tasks(tasks)
+    started = time.perf_counter()
+    helped = started >= _pause["until"]
+    with _wake:
+        _running["tasks"] += 1
+        if helped:
+            _jobs.extend([job] * len(_pool))
+            _wake.notify(len(_pool))
+    try:
+        mine = {0: tasks[0]()}
+        for i in job.claims:
+            if i >= len(tasks):
+                break
+            mine[i] = tasks[i]()
+        per_task = (time.perf_counter() - started) / len(mine)
+        with job.finished:
+            job.finished.wait_for(
+                lambda: all(job.done[i] or job.failed[i] for i in range(len(tasks))
+                            if i not in mine), timeout=max(per_task, 1e-4))
+            theirs = {i: job.results[i] for i in range(len(tasks)) if job.done[i]}
+            if helped:
+                _pause_after(len(mine) + len(theirs) < len(tasks))
+        # A late or failed call is made again here: the same result, or the error, here.
+        return [mine[i] if i in mine else theirs[i] if i in theirs else tasks[i]()
+                for i in range(len(tasks))]
+    finally:
+        with _wake:
+            _running["tasks"] -= 1
+            _withdraw(job)
+
+
+def _withdraw(job: Any) -> None:
+    """Take back the requests for help with `job` that no worker has picked up: the job
+    is finished. The caller holds `_wake`."""
+    _jobs[:] = [waiting for waiting in _jobs if waiting is not job]

@@ -143,3 +143,97 @@ def test_a_forked_child_computes_alone(threads):
     answer = os.read(read, 1)
     os.waitpid(pid, 0)
     assert answer == b"1"
+
+
+# ------------------------------------------------------------------------ tasks
+
+
+@pytest.fixture
+def task_threads(threads, monkeypatch):
+    """`threads`, with no pause left over from an earlier late worker."""
+    monkeypatch.setattr(parallel, "_pause", {"until": 0.0, "seconds": 0.0})
+    return threads
+
+
+def _slow_square(i, threads_seen):
+    threads_seen.add(threading.get_ident())
+    time.sleep(0.002)
+    return i * i
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_run_returns_every_result_in_order(task_threads, count):
+    task_threads(count)
+    seen: set = set()
+    results = parallel.run([lambda i=i: _slow_square(i, seen) for i in range(60)])
+    assert results == [i * i for i in range(60)]
+    assert len(seen) == count  # every thread took some of the calls
+    assert parallel.run([]) == [] and parallel.run([lambda: 7]) == [7]
+
+
+def test_workers_see_the_callers_context(task_threads):
+    """NumPy's error settings live in the caller's context: a worker's call sees them."""
+    task_threads(2)
+
+    def settings():
+        time.sleep(0.002)
+        return threading.current_thread().name, np.geterr()["over"]
+
+    with np.errstate(over="ignore"):
+        results = parallel.run([settings] * 20)
+    assert {over for _, over in results} == {"ignore"}
+    assert {name for name, _ in results} - {threading.current_thread().name}  # workers ran
+
+
+@pytest.mark.parametrize("failing", [0, 5])
+def test_an_error_in_a_call_is_raised_to_the_caller(task_threads, failing):
+    task_threads(2)
+
+    def call(i):
+        time.sleep(0.002)
+        if i == failing:
+            raise KeyError(f"call {i}")
+        return i
+
+    with pytest.raises(KeyError, match=f"call {failing}"):
+        parallel.run([lambda i=i: call(i) for i in range(8)])
+    assert parallel.run([lambda i=i: i for i in range(8)]) == list(range(8))
+
+
+def test_a_late_worker_is_not_waited_for(task_threads):
+    """A worker that has lost its core: the caller makes its call again, in about one
+    call's time, and returns its own result."""
+    task_threads(2)
+    released = threading.Event()
+
+    def call(i):
+        if threading.current_thread() is not threading.main_thread():
+            released.wait(5)  # the worker is "descheduled" until the caller has returned
+            return "late"
+        time.sleep(0.01)
+        return i
+
+    started = time.perf_counter()
+    results = parallel.run([lambda i=i: call(i) for i in range(4)])
+    elapsed = time.perf_counter() - started
+    released.set()
+    assert results == [0, 1, 2, 3]
+    assert elapsed < 4  # not the 5 s the worker was held
+
+
+def test_products_inside_calls_are_computed_alone_with_the_same_bits(task_threads):
+    task_threads(2)
+    a, b = _product(np.random.default_rng(4), 400, 300, 200, np.float32)
+    expected = parallel.matmul(a, b)
+    for result in parallel.run([lambda: parallel.matmul(a, b)] * 4):
+        np.testing.assert_array_equal(result, expected)
+    assert not parallel._jobs  # no product asked the busy workers for help
+
+
+def test_a_run_inside_a_call_makes_its_calls_in_turn(task_threads):
+    task_threads(2)
+    inner = parallel.run([lambda: parallel.run([lambda i=i: (i, threading.current_thread().name)
+                                                for i in range(3)])] * 2)
+    for calls in inner:
+        assert [i for i, _ in calls] == [0, 1, 2]
+        assert len({name for _, name in calls}) == 1  # all on the thread of the outer call
