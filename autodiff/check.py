@@ -95,7 +95,7 @@ def check_grads(
             raise AssertionError(
                 f"check_grads({name}, order {order}): the derivative along a random direction "
                 f"of input leaf {k} (shape {np.shape(leaf)}, dtype {np.result_type(leaf)}) "
-                f"is {analytic!r} by reverse mode but {numeric!r} by central differences "
+                f"is {analytic:.10g} by reverse mode but {numeric:.10g} by central differences "
                 f"(abs diff {abs(analytic - numeric):.3g}, rtol {rtol}, atol {atol})"
             )
     if order > 1:
