@@ -40,12 +40,11 @@ from nets.costs import COSTS, PREDICTIONS
 from nets.errors import CheckpointError, ConfigError
 from nets.inputs import one_hot, prepare_images
 from nets.metrics import accuracy, confusion_matrix
-from nets.models import Model
+from nets.models import Model, logits_in_batches
 from nets.training import TrainState
 
 VERSION = "0.1.0"
 PIXELS = {"mean": 0.0, "std": 1.0}  # the normalisation of every model this program trains
-BATCH = 2000
 
 
 def versions() -> dict[str, str]:
@@ -96,10 +95,7 @@ class TrainedModel:
                               f"pixels, got {x.shape[1]}")
         norm = self.meta["normalisation"]
         x = (x - np.float32(norm["mean"])) / np.float32(norm["std"])
-        batches = [self.network.apply(self.params, x[i:i + BATCH])
-                   for i in range(0, len(x), BATCH)]  # bounds the CNN's im2col memory
-        return np.concatenate([np.asarray(b) for b in batches]) if batches else \
-            np.zeros((0, self.network.num_classes), np.float32)
+        return logits_in_batches(self.network.apply, self.params, x, self.network.num_classes)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """(N, classes) float32 probabilities: softmax for cross-entropy models, sigmoid

@@ -28,7 +28,7 @@ from nets.config import Settings
 from nets.costs import COSTS
 from nets.errors import CheckpointError, ConfigError, RunInterrupted, TrainingDiverged
 from nets.inputs import prepare_images
-from nets.models import build_model, training_memory
+from nets.models import build_model, shard_rows, training_memory
 from nets.training import TrainState, evaluate, init_state, split, train
 
 # The signals that stop a run cleanly: Ctrl-C, `kill`/`docker stop`/batch schedulers, and a
@@ -127,7 +127,9 @@ def run_training(settings: Settings, dataset: Dataset, files: Files, *,
     with StopOnSignal() as stop, _ProgressBar(len(data.train_x), settings, progress) as bar:
         try:
             state = train(state, network.apply, cost, data, settings, on_step=bar.step,
-                          on_epoch=checkpoint, should_stop=stop)
+                          on_epoch=checkpoint, should_stop=stop,
+                          shard_rows=shard_rows(settings, image_shape, dataset.num_classes,
+                                                len(data.train_x)))
         except TrainingDiverged as error:
             kept = (f"the last good checkpoint (epoch {saved['epoch']}) is kept at "
                     f"{files.checkpoint}" if saved["epoch"] is not None

@@ -11,6 +11,7 @@ The test set is never seen here: validation comes from the training set (`split`
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -19,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from autodiff import tree_leaves, value_and_grad
+from autodiff import parallel, tree_leaves, tree_map, value_and_grad
 from nets.augment import random_shift
 from nets.config import Settings
 from nets.errors import ConfigError, TrainingDiverged
 from nets.inputs import one_hot
 from nets.metrics import accuracy
+from nets.models import EVAL_BATCH, logits_in_batches
 from nets.optimizers import learning_rate, make_optimizer
 
 Apply = Callable[[Any, Any], Any]
@@ -88,21 +90,49 @@ def init_state(params: Any, settings: Settings) -> TrainState:
 
 def evaluate(
     apply: Apply, params: Any, cost: Cost, x: np.ndarray, labels: np.ndarray,
-    num_classes: int, batch_size: int = 2000,
+    num_classes: int, batch_size: int = EVAL_BATCH,
 ) -> tuple[float, float, np.ndarray]:
     """Mean cost, accuracy and the logits (n, classes) of `params` on a dataset."""
-    logits = np.concatenate(
-        [apply(params, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    logits = logits_in_batches(apply, params, x, num_classes, batch_size)
     loss = float(cost(logits, one_hot(labels, num_classes, logits.dtype)))
     return loss, accuracy(np.argmax(logits, axis=1), labels), logits
 
 
-def _loss_and_logits(apply: Apply, cost: Cost) -> Callable:
+def _loss_and_logits(apply: Apply, cost: Cost, shard_rows: int = 0) -> Callable:
+    """step(params, x, targets) -> ((loss, logits), grads), in shards of at most
+    `shard_rows` rows when that is positive (see `train`)."""
     def loss(params, x, targets):
         logits = apply(params, x)
         return cost(logits, targets), logits
 
-    return value_and_grad(loss, has_aux=True)
+    whole = value_and_grad(loss, has_aux=True)
+    if shard_rows < 1:
+        return whole
+
+    def sharded(params, x, targets):
+        n = len(x)
+        shards = parallel.blocks(n, math.ceil(n / shard_rows))
+        if len(shards) == 1:
+            return whole(params, x, targets)
+        results = parallel.run([functools.partial(whole, params, x[cut], targets[cut])
+                                for cut in shards])
+        # The batch's mean is the shards' means weighted by their rows, in shard order.
+        dtype = results[0][0][0].dtype.type
+        weights = [dtype((cut.stop - cut.start) / n) for cut in shards]
+        loss = _weighted_sum([result[0][0] for result in results], weights)
+        logits = np.concatenate([result[0][1] for result in results])
+        grads = tree_map(lambda *parts: _weighted_sum(parts, weights),
+                         *[result[1] for result in results])
+        return (loss, logits), grads
+
+    return sharded
+
+
+def _weighted_sum(values: Any, weights: list) -> Any:
+    total = values[0] * weights[0]
+    for value, weight in zip(values[1:], weights[1:]):
+        total = total + value * weight
+    return total
 
 
 # Overflow is how divergence starts; the finiteness checks report it as one clear
@@ -118,6 +148,7 @@ def train(
     on_step: Callable[[TrainState], None] | None = None,
     on_epoch: Callable[[TrainState], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    shard_rows: int = 0,
 ) -> TrainState:
     """Train from `state` until `settings.epochs` epochs are done, early stopping, or
     `should_stop()` is true after a step. Returns the final state (the best parameters
@@ -127,12 +158,22 @@ def train(
     history entry is written): a progress bar and per-epoch checkpoints hook in there.
     Raises TrainingDiverged, before touching the state, when the loss or the gradients
     stop being finite, or at an epoch's end the parameters or the validation loss.
+
+    With `shard_rows` > 0, each batch is cut into equal shards of at most that many rows
+    (nets.models.shard_rows chooses it), whose gradients are computed on the engine's
+    threads (autodiff.parallel.run) and averaged, weighted by their rows. That is the
+    batch's gradient, up to rounding, when the cost is a mean over examples of a model
+    that treats each row on its own, as every cost and model in nets is; it is not for a
+    cost that sums, or a model that mixes rows. The cut depends on the batch size and
+    `shard_rows` only, so the results do not depend on how many threads there are.
     """
     settings.check(examples=len(data.train_x))
+    if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 0:
+        raise ValueError(f"shard_rows must be an integer >= 0 (0: no shards), got {shard_rows!r}")
     optimizer = make_optimizer(settings.optimizer, settings.weight_decay)
     if state.opt_state is None:
         state = replace(state, opt_state=optimizer.init(state.params))
-    step_fn = _loss_and_logits(apply, cost)
+    step_fn = _loss_and_logits(apply, cost, shard_rows)
     n = len(data.train_x)
     batch = settings.batch_size or n
     steps_per_epoch = math.ceil(n / batch)

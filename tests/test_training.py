@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from idx_helpers import fake_mnist
 
-from autodiff import tree_leaves
+from autodiff import parallel, tree_leaves
 from digits.modelfile import load_checkpoint, save_checkpoint
 from nets.augment import random_shift
 from nets.config import Settings
@@ -15,7 +15,7 @@ from nets.costs import COSTS
 from nets.errors import ConfigError, TrainingDiverged
 from nets.inputs import prepare_images
 from nets.models import make_mlp
-from nets.training import EXPLODED, Split, init_state, split, train
+from nets.training import EXPLODED, Split, _loss_and_logits, init_state, split, train
 
 SIZES = [784, 16, 10]
 HISTORY_KEYS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}
@@ -374,3 +374,86 @@ def test_shift_changes_training_and_resumes_bit_for_bit(tmp_path):
 def test_shift_needs_image_rows(data):
     with pytest.raises(ConfigError, match="image"):
         run(data, make_settings(epochs=1, batch_size=32, shift=1))
+
+
+# ------------------------------------------------------------------------- shards
+
+
+@pytest.fixture
+def two_threads():
+    """The engine's threads on for one test (shards then run on two threads)."""
+    parallel.set_threads(2)
+    yield
+    parallel.set_threads(1)
+
+
+@pytest.mark.parametrize("rows, shard_rows", [(150, 64), (88, 35), (37, 5), (2, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sharded_step_is_the_whole_batch_step(rows, shard_rows, dtype, two_threads):
+    """Unequal shards too: each shard's mean weighs by its rows, so the sum is the batch's
+    mean loss and gradient; the logits come back in the batch's order."""
+    rng = np.random.default_rng(rows)
+    model = make_mlp(SIZES)
+    params = [{k: v.astype(dtype) for k, v in layer.items()} for layer in model.init(rng)]
+    x = rng.random((rows, 784)).astype(dtype)
+    targets = np.eye(10, dtype=dtype)[rng.integers(0, 10, rows)]
+    for cost in COSTS.values():
+        (loss, logits), grads = _loss_and_logits(model.apply, cost)(params, x, targets)
+        (s_loss, s_logits), s_grads = _loss_and_logits(model.apply, cost, shard_rows)(
+            params, x, targets)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        assert s_loss.dtype == dtype and np.isclose(s_loss, loss, rtol=tol, atol=0)
+        np.testing.assert_allclose(s_logits, logits, rtol=tol, atol=tol)
+        for mine, whole in zip(leaves(s_grads), leaves(grads)):
+            assert mine.dtype == dtype
+            np.testing.assert_allclose(mine, whole, rtol=tol, atol=tol * np.abs(whole).max())
+
+
+def test_sharded_cnn_step_is_the_whole_batch_step(two_threads):
+    from nets.cnn import cnn, init_cnn
+
+    rng = np.random.default_rng(1)
+    params = init_cnn(rng, channels=(4, 8), hidden=16)
+    x = rng.random((45, 784), dtype=np.float32)
+    targets = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 45)]
+    (loss, _), grads = _loss_and_logits(cnn, COSTS["cross-entropy"])(params, x, targets)
+    (s_loss, _), s_grads = _loss_and_logits(cnn, COSTS["cross-entropy"], 16)(params, x, targets)
+    assert np.isclose(s_loss, loss, rtol=1e-5)
+    for mine, whole in zip(leaves(s_grads), leaves(grads)):
+        np.testing.assert_allclose(mine, whole, rtol=1e-4, atol=1e-5 * np.abs(whole).max())
+
+
+def test_shards_give_the_same_bits_on_one_thread_or_two(data):
+    config = make_settings(epochs=2, batch_size=32, lr=1e-2, seed=4)
+    one = run(data, config, shard_rows=10)
+    parallel.set_threads(2)
+    try:
+        two = run(data, config, shard_rows=10)
+    finally:
+        parallel.set_threads(1)
+    assert same_tree(one.params, two.params) and same_tree(one.opt_state, two.opt_state)
+    assert one.history == [dict(e, seconds=o["seconds"]) for e, o in
+                           zip(two.history, one.history)]
+    assert not same_tree(one.params, run(data, config).params)  # shards do change rounding
+
+
+def test_resuming_a_sharded_run_is_bit_for_bit(data, two_threads):
+    config = make_settings(epochs=2, batch_size=32, lr=1e-2, schedule="cosine")
+    uninterrupted = run(data, config, shard_rows=12)
+    stopped = run(data, config, shard_rows=12, should_stop=stop_after(6))
+    assert same_tree(run(data, config, state=stopped, shard_rows=12).params,
+                     uninterrupted.params)
+
+
+def test_sharded_divergence_is_caught_without_warnings_from_the_threads(data, recwarn,
+                                                                        two_threads):
+    with pytest.raises(TrainingDiverged):
+        run(data, make_settings(epochs=3, batch_size=32, lr=1e10, optimizer="sgd"),
+            shard_rows=8)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "8"])
+def test_shard_rows_is_checked(data, bad):
+    with pytest.raises(ValueError, match="shard_rows"):
+        run(data, make_settings(epochs=1, batch_size=32), shard_rows=bad)
