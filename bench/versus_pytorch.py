@@ -12,7 +12,8 @@ differs. Settings that bench/torch_twin.py does not match are refused. Before
 anything is timed, the two networks' logits on 256 validation images must agree to 1e-5.
 
 Ours runs through the product's training loop, `nets.training.train`, as `train.py` does
-(malloc set to keep freed memory, digits/allocator.py); PyTorch runs the loop a PyTorch
+(each batch in shards on the engine's threads, malloc set to keep freed memory,
+digits/allocator.py); PyTorch runs the loop a PyTorch
 user would write, with torch.optim. The two take turns, one epoch at a time, in the order
 ours, PyTorch, PyTorch, ours, ours, PyTorch...: each side runs half its epochs right after
 the other's. Before each timed epoch the side about to run takes untimed steps (forward
@@ -112,7 +113,7 @@ from nets.config import RECIPES, Settings  # noqa: E402
 from nets.costs import COSTS  # noqa: E402
 from nets.errors import ConfigError, NetsError  # noqa: E402
 from nets.inputs import one_hot, prepare_images  # noqa: E402
-from nets.models import build_model  # noqa: E402
+from nets.models import build_model, shard_rows  # noqa: E402
 from nets.optimizers import Optimizer  # noqa: E402
 from nets.training import Split, evaluate, init_state, split, train  # noqa: E402
 
@@ -269,8 +270,9 @@ def run(settings: Settings, data: Split, test: tuple) -> dict:
             settle(lambda: ours_step(state.params))
         other["seconds"] = time.perf_counter() - start
 
+    rows = shard_rows(settings, data.image_shape, data.num_classes, len(data.train_x))
     state = train(init_state(params, settings), network.apply, cost, data, settings,
-                  on_epoch=between)
+                  on_epoch=between, shard_rows=rows)
     log["ours_test"] = evaluate(network.apply, state.params, cost, *test, data.num_classes)[1]
     log["pytorch_test"] = theirs.accuracy(*test)
     log["ours_params"], log["pytorch_params"] = state.params, params_of(theirs.model, params)
