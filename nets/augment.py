@@ -19,11 +19,12 @@ def random_shift(
         return x
     height, width = image_shape
     n = len(x)
-    images = x.reshape(n, height, width)
-    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    padded = np.zeros((n, height + 2 * max_shift, width + 2 * max_shift), dtype=x.dtype)
+    padded[:, max_shift:max_shift + height, max_shift:max_shift + width] = \
+        x.reshape(n, height, width)
     dy = rng.integers(0, 2 * max_shift + 1, size=n)
     dx = rng.integers(0, 2 * max_shift + 1, size=n)
-    rows = dy[:, None] + np.arange(height)
-    cols = dx[:, None] + np.arange(width)
-    shifted = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
-    return shifted.reshape(n, height * width)
+    # Every window of the padded images as a view (n, 2s+1, 2s+1, height, width): picking
+    # one per image copies whole rows, several times faster than gathering single pixels.
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (height, width), axis=(1, 2))
+    return windows[np.arange(n), dy, dx].reshape(n, height * width)

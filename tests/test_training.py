@@ -356,6 +356,23 @@ def test_random_shift_moves_each_image_without_changing_it():
     np.testing.assert_array_equal(random_shift(x, np.random.default_rng(0), (7, 7), 0), x)
 
 
+@pytest.mark.parametrize("shape, max_shift", [((7, 7), 2), ((5, 9), 1), ((28, 28), 3)])
+def test_random_shift_moves_whole_images_by_the_drawn_offsets(shape, max_shift):
+    """Output pixel (r, c) is input pixel (r + dy - s, c + dx - s), zero outside the image,
+    with dy and dx the draws of the same generator: written here block by block."""
+    h, w = shape
+    x = np.random.default_rng(1).random((30, h * w)).astype(np.float32) + 1
+    out = random_shift(x, np.random.default_rng(7), shape, max_shift)
+    draws = np.random.default_rng(7)
+    dy, dx = (draws.integers(0, 2 * max_shift + 1, size=30) for _ in range(2))
+    for image, moved, down, right in zip(x, out, dy - max_shift, dx - max_shift):
+        expected = np.zeros((h, w), np.float32)
+        image = image.reshape(h, w)
+        expected[max(0, -down):h - max(0, down), max(0, -right):w - max(0, right)] = \
+            image[max(0, down):h - max(0, -down), max(0, right):w - max(0, -right)]
+        np.testing.assert_array_equal(moved.reshape(h, w), expected)
+
+
 def test_shift_changes_training_and_resumes_bit_for_bit(tmp_path):
     arrays = fake_mnist(200, 10, np.random.default_rng(0))
     images = split(prepare_images(arrays["train_images"]),
