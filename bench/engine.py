@@ -7,7 +7,9 @@
    float32) against the same forward and backward written by hand in NumPy; the ratio.
 
 Each figure is the median over repeats, with min and max; implementations are interleaved
-inside every repeat so that a busy machine slows all of them alike.
+inside every repeat so that a busy machine slows all of them alike. The BLAS library
+runs one thread, as train.py runs it (digits/threads.py); a thread count set in the
+environment (OPENBLAS_NUM_THREADS=2) is respected, to measure under that instead.
 
     python bench/engine.py [--repeats 9]
 """
@@ -19,9 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import digits.threads  # noqa: E402, F401  (before NumPy: the BLAS library's thread count)
+
+import numpy as np  # noqa: E402
 
 import autodiff.numpy as anp  # noqa: E402
 from autodiff import value_and_grad  # noqa: E402
@@ -222,8 +226,10 @@ def main() -> None:
     ratio = np.median(times["ours (autodiff)"]) / np.median(times["NumPy by hand"])
     print(f"  ours / by hand: {ratio:.2f}")
 
-    print("value_and_grad of a cross-entropy MLP 784-256-128-10, batch 128, float32 (ms):")
-    times = measure(mlp_contenders(), args.repeats, calls=50)
+    blas = "one BLAS thread" if digits.threads.BLAS_PINNED else "BLAS threads as set"
+    print(f"value_and_grad of a cross-entropy MLP 784-256-128-10, batch 128, float32, {blas} "
+          "(ms):")
+    times = measure(mlp_contenders(), args.repeats, calls=200)
     for name, values in times.items():
         print(f"  {name:<18} {summary(values, 1e3)}")
     ratios = np.array(times["ours (autodiff)"]) / np.array(times["NumPy by hand"])
