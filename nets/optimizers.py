@@ -93,25 +93,25 @@ def adam(
         # Folding both bias corrections into the step size saves two passes over the arrays.
         scale = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
         leaves_p, treedef = tree_flatten(params)
-        leaves_g = tree_flatten(grads)[0]
-        leaves_m = tree_flatten(state["m"])[0]
-        leaves_v = tree_flatten(state["v"])[0]
+        leaves = list(zip(leaves_p, tree_flatten(grads)[0], tree_flatten(state["m"])[0],
+                          tree_flatten(state["v"])[0]))
         new_p, new_m, new_v = [], [], []
-        for p, g, m, v in zip(leaves_p, leaves_g, leaves_m, leaves_v):
+        for p, g, m, v in leaves:
             t = p.dtype.type
-            # Each line makes one new array and updates it in place: fewer passes over
-            # memory than the textbook expressions, and the inputs are never modified.
-            m = m * t(beta1)
-            m += t(1 - beta1) * g
-            v = v * t(beta2)
-            v += t(1 - beta2) * (g * g)
-            delta = np.sqrt(v)
+            # Each line writes into an array made for it: fewer passes over memory than the
+            # textbook expressions, the inputs are never modified, and a 0-d leaf stays an
+            # array (NumPy's arithmetic on one gives a scalar, which out= cannot take).
+            out_m = np.multiply(m, t(beta1), out=np.empty_like(m))
+            out_m += t(1 - beta1) * g
+            out_v = np.multiply(v, t(beta2), out=np.empty_like(v))
+            out_v += t(1 - beta2) * (g * g)
+            delta = np.sqrt(out_v, out=np.empty_like(out_v))
             delta += t(eps)
-            np.divide(m, delta, out=delta)
+            np.divide(out_m, delta, out=delta)
             delta *= t(scale)
-            new_p.append(p - delta)
-            new_m.append(m)
-            new_v.append(v)
+            new_p.append(np.subtract(p, delta, out=delta))
+            new_m.append(out_m)
+            new_v.append(out_v)
         return tree_unflatten(treedef, new_p), {
             "step": np.asarray(step, np.int64),
             "m": tree_unflatten(treedef, new_m),

@@ -47,6 +47,41 @@ def test_adam_first_step_is_lr_times_sign():
     np.testing.assert_allclose(new[0]["b"], [-0.01], rtol=1e-6)
 
 
+def _textbook_adam(p, g, m, v, lr, step, beta1=0.9, beta2=0.999, eps=1e-8):
+    # Kingma and Ba's efficient form (end of their section 2): the bias corrections go
+    # into the step size, and eps is added to sqrt(v).
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    step_size = lr * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+    return p - step_size * m / (np.sqrt(v) + eps), m, v
+
+
+def test_adam_follows_kingma_and_ba_for_leaves_of_any_shape():
+    """Three steps on a matrix, a scalar, an empty leaf and a float32 vector: the textbook
+    formulas, each leaf keeping its shape and dtype (a 0-d leaf stays an array)."""
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((30, 70)), "s": np.array(0.5), "e": np.zeros((0, 3)),
+              "b": rng.standard_normal(7).astype(np.float32)}
+    opt = adam()
+    p, state = params, opt.init(params)
+    for _ in range(3):
+        grads = {k: (np.cos(v) * 0.1).astype(v.dtype) for k, v in p.items()}
+        p, state = opt.update(p, grads, state, 0.01)
+    ref, m, v = dict(params), {k: 0.0 for k in params}, {k: 0.0 for k in params}
+    for step in (1, 2, 3):
+        for k in params:
+            g = (np.cos(ref[k]) * 0.1).astype(params[k].dtype)
+            ref[k], m[k], v[k] = _textbook_adam(ref[k], g, m[k], v[k], 0.01, step)
+    for k in params:
+        for tree in (p, state["m"], state["v"]):
+            assert type(tree[k]) is np.ndarray and tree[k].dtype == params[k].dtype
+            assert tree[k].shape == params[k].shape
+        rtol = 1e-5 if params[k].dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(p[k], ref[k], rtol=rtol, atol=1e-12)
+        np.testing.assert_allclose(state["m"][k], m[k], rtol=rtol, atol=1e-12)
+        np.testing.assert_allclose(state["v"][k], v[k], rtol=rtol, atol=1e-12)
+
+
 def test_momentum_accumulates_velocity():
     params = {"w": np.array([0.0])}
     opt = momentum(beta=0.5)
