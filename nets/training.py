@@ -109,29 +109,33 @@ def _loss_and_logits(apply: Apply, cost: Cost, shard_rows: int = 0) -> Callable:
     if shard_rows < 1:
         return whole
 
+    def shard(params, x, targets, weight):
+        # Weighed here, on the shard's thread: the caller is left only the sums.
+        (value, logits), grads = whole(params, x, targets)
+        weight = value.dtype.type(weight)
+        return (value * weight, logits), tree_map(lambda g: g * weight, grads)
+
     def sharded(params, x, targets):
         n = len(x)
         shards = parallel.blocks(n, math.ceil(n / shard_rows))
         if len(shards) == 1:
             return whole(params, x, targets)
-        results = parallel.run([functools.partial(whole, params, x[cut], targets[cut])
+        # The batch's mean is the shards' means weighted by their rows, summed in order.
+        results = parallel.run([functools.partial(shard, params, x[cut], targets[cut],
+                                                  (cut.stop - cut.start) / n)
                                 for cut in shards])
-        # The batch's mean is the shards' means weighted by their rows, in shard order.
-        dtype = results[0][0][0].dtype.type
-        weights = [dtype((cut.stop - cut.start) / n) for cut in shards]
-        loss = _weighted_sum([result[0][0] for result in results], weights)
+        loss = _sum([result[0][0] for result in results])
         logits = np.concatenate([result[0][1] for result in results])
-        grads = tree_map(lambda *parts: _weighted_sum(parts, weights),
-                         *[result[1] for result in results])
+        grads = tree_map(lambda *parts: _sum(parts), *[result[1] for result in results])
         return (loss, logits), grads
 
     return sharded
 
 
-def _weighted_sum(values: Any, weights: list) -> Any:
-    total = values[0] * weights[0]
-    for value, weight in zip(values[1:], weights[1:]):
-        total = total + value * weight
+def _sum(values: Any) -> Any:
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
     return total
 
 
