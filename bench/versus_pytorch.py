@@ -270,7 +270,7 @@ def run(settings: Settings, data: Split, test: tuple) -> dict:
             settle(lambda: ours_step(state.params))
         other["seconds"] = time.perf_counter() - start
 
-    rows = shard_rows(settings, data.image_shape, data.num_classes, len(data.train_x))
+    rows = shard_rows(settings, len(data.train_x))
     state = train(init_state(params, settings), network.apply, cost, data, settings,
                   on_epoch=between, shard_rows=rows)
     log["ours_test"] = evaluate(network.apply, state.params, cost, *test, data.num_classes)[1]

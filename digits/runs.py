@@ -128,8 +128,7 @@ def run_training(settings: Settings, dataset: Dataset, files: Files, *,
         try:
             state = train(state, network.apply, cost, data, settings, on_step=bar.step,
                           on_epoch=checkpoint, should_stop=stop,
-                          shard_rows=shard_rows(settings, image_shape, dataset.num_classes,
-                                                len(data.train_x)))
+                          shard_rows=shard_rows(settings, len(data.train_x)))
         except TrainingDiverged as error:
             kept = (f"the last good checkpoint (epoch {saved['epoch']}) is kept at "
                     f"{files.checkpoint}" if saved["epoch"] is not None

@@ -133,8 +133,8 @@ def check_params(model: Model, params: Any) -> None:
 
 # Forward passes over many examples (validation, test, saved models) go in batches of
 # this many rows, shared out among the engine's threads: measured on two cores, the
-# CNN's logits for 10,000 images took 0.54 s in batches of 2,000 and 0.22 s in batches
-# of 128, whose im2col matrices stay in the caches; the MLP's 0.025 s and 0.022 s.
+# CNN's logits for 10,000 images took 0.35 s in batches of 2,000 and 0.23 s in batches
+# of 128; the MLP's 0.026 s and 0.022 s.
 EVAL_BATCH = 128
 
 
@@ -192,18 +192,18 @@ def training_memory(settings: Settings, image_shape: tuple[int, int], num_classe
             "activations": 4 * per_example * max(_ACTIVATION_COPIES * batch, evaluated)}
 
 
-# A training batch's gradient is computed shard by shard (nets.training.train), each
-# shard's activations at most this size: a CNN step on 128 images took 30 ms whole and
-# 18 ms as four shards of 32 one after the other (the im2col matrices of a shard then
-# stay in the caches), 12 ms with the shards on two threads.
-SHARD_BYTES = 8 * 2**20
+# A training batch's gradient is computed shard by shard (nets.training.train), this many
+# shards whatever the thread count, so that the bits never depend on it. Measured on two
+# cores (`python bench/shards.py`, and with SHARD_COUNT changed), a CNN step on 128
+# images took 11.7 ms as two shards on two threads, 13.1 ms as four and 14.7 ms as
+# eight (each shard pays the tape's Python bookkeeping again), and 15.7 ms whole with
+# the large products shared out.
+SHARD_COUNT = 2
 
 
-def shard_rows(settings: Settings, image_shape: tuple[int, int], num_classes: int,
-               examples: int) -> int:
-    """The rows of each shard of a training batch: as many as fit in SHARD_BYTES, and at
-    most half the batch, so that two cores always have a shard each. From the sizes
-    alone, so a run resumed anywhere cuts its batches the same way."""
+def shard_rows(settings: Settings, examples: int) -> int:
+    """The most rows a shard of a training batch holds: a full batch makes SHARD_COUNT
+    shards. From the sizes alone, so a run resumed anywhere cuts its batches the same
+    way."""
     batch = settings.batch_size or examples
-    fit = SHARD_BYTES // (4 * activation_floats(settings, image_shape, num_classes))
-    return max(1, min(fit, math.ceil(batch / 2)))
+    return max(1, math.ceil(batch / SHARD_COUNT))

@@ -82,3 +82,17 @@ def test_the_estimate_bounds_what_training_takes(settings, examples):
     tracemalloc.stop()
     estimate = sum(training_memory(settings, (28, 28), 10, examples).values())
     assert peak <= estimate <= 4 * peak
+
+
+def test_a_batch_makes_two_shards_whatever_the_model():
+    from dataclasses import replace
+
+    from nets.config import CNN, MLP, SEED
+    from nets.models import SHARD_COUNT, shard_rows
+
+    assert SHARD_COUNT == 2
+    for settings in (MLP, CNN):
+        assert shard_rows(settings, 55000) == 64
+    assert shard_rows(SEED, 55000) == 27500  # full batch
+    assert shard_rows(replace(MLP, batch_size=1), 55000) == 1
+    assert shard_rows(replace(MLP, batch_size=7), 55000) == 4

@@ -1,0 +1,89 @@
+"""What cutting a batch into shards is worth: one training step's forward and backward
+(value_and_grad of the cost) for the default CNN and MLP recipes, computed whole and as
+shards, on one thread and on the engine's threads (one per core; DIGITS_THREADS). Whole
+on the threads, the products of 50 million multiply-adds and more are shared out
+(autodiff.parallel.matmul); as shards, the shards are (autodiff.parallel.run).
+
+    python bench/shards.py [--repeats 7] [--steps 30] [--batch 128]
+
+The shard size is what train.py uses (nets.models.shard_rows). The BLAS library runs one
+thread and malloc keeps freed memory, as under train.py. Inputs are random pixels in
+[0, 1], a fifth of them non-zero like MNIST's. Each figure is the median over repeats of
+the milliseconds per step, whole and shards taking turns inside every repeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import digits.threads  # noqa: E402, F401  (before NumPy: the BLAS library's thread count)
+
+import numpy as np  # noqa: E402
+
+from autodiff import parallel, value_and_grad  # noqa: E402
+from digits.allocator import keep_freed_memory  # noqa: E402
+from nets.config import RECIPES  # noqa: E402
+from nets.costs import COSTS  # noqa: E402
+from nets.models import build_model, shard_rows  # noqa: E402
+
+
+def ways(recipe: str, batch: int, rng: np.random.Generator) -> tuple[int, dict]:
+    """(rows per shard, {name: step function}) for a recipe."""
+    settings = RECIPES[recipe]
+    network = build_model(settings)
+    params = network.init(rng)
+    x = (rng.random((batch, 784)) * (rng.random((batch, 784)) < 0.2)).astype(np.float32)
+    targets = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]
+    cost = COSTS[settings.cost]
+    step = value_and_grad(lambda p, x, t: cost(network.apply(p, x), t))
+    rows = shard_rows(settings, 55_000)
+    cuts = parallel.blocks(batch, -(-batch // rows))
+    shards = [functools.partial(step, params, x[cut], targets[cut]) for cut in cuts]
+    return rows, {"whole": lambda: step(params, x, targets),
+                  "shards": lambda: parallel.run(shards)}
+
+
+def measure(contenders: dict, repeats: int, steps: int) -> dict[str, list[float]]:
+    """Milliseconds per step of each contender, one figure per repeat, interleaved."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for fn in contenders.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times[name].append((time.perf_counter() - start) / steps * 1e3)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=128)
+    args = parser.parse_args()
+    keep_freed_memory()
+    cores = digits.threads.engine_threads()
+    print(f"ms per step, median (min-max) of {args.repeats}")
+    for recipe in ("cnn", "mlp"):
+        rows, contenders = ways(recipe, args.batch, np.random.default_rng(0))
+        print(f"{recipe}, batch {args.batch} in shards of at most {rows} rows:")
+        for threads in sorted({1, cores}):
+            parallel.set_threads(threads)
+            times = measure(contenders, args.repeats, args.steps)
+            for name, values in times.items():
+                label = f"{name}, {threads} thread{'s' if threads > 1 else ''}"
+                print(f"  {label:<20} {np.median(values):7.2f} "
+                      f"({min(values):.2f}-{max(values):.2f})")
+    parallel.set_threads(1)
+
+
+if __name__ == "__main__":
+    main()
