@@ -499,7 +499,9 @@ def test_sigterm_and_sighup_stop_like_ctrl_c(tmp_path, data_dir, signum, code):
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("delay", [0.3, 0.6, 1.0])
 def test_ctrl_c_during_start_up_shows_no_traceback(tmp_path, data_dir, delay):
-    proc = start(tmp_path, "--data-dir", data_dir, *TINY, "--epochs", 30, "--save",
+    # Epochs enough that the run is still going at every delay on a fast machine (30 of
+    # these tiny epochs once ended before 0.3 s, and the signal met the exiting process).
+    proc = start(tmp_path, "--data-dir", data_dir, *TINY, "--epochs", 100_000, "--save",
                  tmp_path / "m.npz")
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
