@@ -18,6 +18,7 @@ import argparse
 import functools
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,7 +36,7 @@ from nets.models import build_model, shard_rows  # noqa: E402
 
 def ways(recipe: str, batch: int, rng: np.random.Generator) -> tuple[int, dict]:
     """(rows per shard, {name: step function}) for a recipe."""
-    settings = RECIPES[recipe]
+    settings = replace(RECIPES[recipe], batch_size=batch)
     network = build_model(settings)
     params = network.init(rng)
     x = (rng.random((batch, 784)) * (rng.random((batch, 784)) < 0.2)).astype(np.float32)
