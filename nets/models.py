@@ -147,6 +147,8 @@ def logits_in_batches(apply: Callable[[Any, Any], Any], params: Any, x: np.ndarr
     if not parts:
         return np.zeros((0, num_classes), dtype=x.dtype)
     return np.concatenate([np.asarray(part) for part in parts])
+
+
 # Floats kept per example and layer output while training: the forward value, the
 # gradient flowing back, and the optimizer's temporaries (measured: see training_memory).
 _ACTIVATION_COPIES = 4
