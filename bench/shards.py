@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import digits.threads  # noqa: E402, F401  (before NumPy: the BLAS library's thread count)
 
 import numpy as np  # noqa: E402
+from engine import measure  # noqa: E402  (bench/engine.py: interleaved repeats)
 
 from autodiff import parallel, value_and_grad  # noqa: E402
 from digits.allocator import keep_freed_memory  # noqa: E402
@@ -50,20 +50,6 @@ def ways(recipe: str, batch: int, rng: np.random.Generator) -> tuple[int, dict]:
                   "shards": lambda: parallel.run(shards)}
 
 
-def measure(contenders: dict, repeats: int, steps: int) -> dict[str, list[float]]:
-    """Milliseconds per step of each contender, one figure per repeat, interleaved."""
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for fn in contenders.values():
-        fn()
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            times[name].append((time.perf_counter() - start) / steps * 1e3)
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -78,11 +64,11 @@ def main() -> None:
         print(f"{recipe}, batch {args.batch} in shards of at most {rows} rows:")
         for threads in sorted({1, cores}):
             parallel.set_threads(threads)
-            times = measure(contenders, args.repeats, args.steps)
+            times = measure(contenders, args.repeats, args.steps)  # seconds per step
             for name, values in times.items():
                 label = f"{name}, {threads} thread{'s' if threads > 1 else ''}"
-                print(f"  {label:<20} {np.median(values):7.2f} "
-                      f"({min(values):.2f}-{max(values):.2f})")
+                ms = np.array(values) * 1e3
+                print(f"  {label:<20} {np.median(ms):7.2f} ({ms.min():.2f}-{ms.max():.2f})")
     parallel.set_threads(1)
 
 
