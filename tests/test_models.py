@@ -65,8 +65,11 @@ def test_training_memory_grows_with_what_it_should():
     (dataclasses.replace(MLP, layers=(784, 512, 256, 10), batch_size=512), 2048),
     (dataclasses.replace(CNN, batch_size=64, shift=0), 256),
 ])
-def test_the_estimate_bounds_what_training_takes(settings, examples):
+@pytest.mark.parametrize("sharded", [False, True])
+def test_the_estimate_bounds_what_training_takes(settings, examples, sharded):
+    from autodiff import parallel
     from nets.costs import COSTS
+    from nets.models import shard_rows
     from nets.training import init_state, split, train
 
     rng = np.random.default_rng(0)
@@ -75,11 +78,16 @@ def test_the_estimate_bounds_what_training_takes(settings, examples):
     settings = dataclasses.replace(settings, epochs=1, val_size=0)
     model = build_model(settings)
     state = init_state(model.init(rng), settings)
+    rows = shard_rows(settings, examples) if sharded else 0
+    parallel.set_threads(2 if sharded else 1)  # shards side by side, as train.py runs them
     tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    train(state, model.apply, COSTS[settings.cost], data, settings)
-    peak = tracemalloc.get_traced_memory()[1] - base
-    tracemalloc.stop()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        train(state, model.apply, COSTS[settings.cost], data, settings, shard_rows=rows)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+        parallel.set_threads(1)
     estimate = sum(training_memory(settings, (28, 28), 10, examples).values())
     assert peak <= estimate <= 4 * peak
 
