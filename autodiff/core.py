@@ -13,9 +13,10 @@ one level down, which is how `grad(grad(f))` records the inner backward pass on 
 tape without the two ever being confused.
 
 Invariants:
-- a tape entry is `(op, rules, parents, ans, args, params)`: `parents` pairs each traced
-  argument position with the tape index of the entry that produced it, `rules` are the
-  op's `vjp_rules` when it ran; inputs are entries whose op is None;
+- a tape entry is `(op, rules, parents, ans, args, params, calling)`: `parents` pairs each
+  traced argument position with the tape index of the entry that produced it, `rules` are
+  the op's `vjp_rules` when it ran, `calling` says how the sweep calls them (see
+  `_calling`); inputs are entries whose op is None;
 - no complex value is ever recorded: complex numbers are refused, not half-differentiated;
 - cotangents are summed out of place (`a + b`): a rule may return the very array it was
   given, so an in-place sum could corrupt another cotangent;
@@ -55,7 +56,7 @@ class Trace:
         tape = self.tape
         boxes = []
         for value in values:
-            tape.append((None, None, (), value, (), _NO_PARAMS))
+            tape.append((None, None, (), value, (), _NO_PARAMS, 0))
             box = _new(Box)  # as Box(value, self, index), without a call to __init__
             box.value, box.trace, box.index = value, self, len(tape) - 1
             boxes.append(box)
@@ -90,57 +91,61 @@ def primitive(raw_fn: Callable) -> Callable:
 
     @functools.wraps(raw_fn)
     def op(*args, **params):
-        trace = None
-        for arg in args:
-            if type(arg) is Box and (trace is None or arg.trace.level > trace.level):
-                trace = arg.trace
-        if trace is None:
-            return raw_fn(*args, **params) if params else raw_fn(*args)
-        rules = op.vjp_rules
-        if rules is None:
-            raise TypeError(
-                f"autodiff: {op.__name__} has no gradient rules; give it some with defvjp, "
-                "or call it on constants only"
-            )
-        # The hot path of every traced op: each line here costs on every call.
-        values = list(args)
-        parents = []
-        nested = constants = False
-        argnum = 0
-        for arg in args:
-            if type(arg) is not Box:
-                constants = True
-            elif arg.trace is trace:
-                value = values[argnum] = arg.value
-                parents.append((argnum, arg.index))
-                if type(value) is Box:
-                    nested = True
-            else:
-                nested = True
-            argnum += 1
-        # Settings given positionally are constants after the data: only then, or with
-        # keyword settings, do they need sorting out.
-        if params or (constants and type(rules) is tuple and len(args) > len(rules)):
-            values, params = settings_by_keyword(op, rules, values, params, parents)
-        if nested:
-            ans = op(*values, **params)
-        else:
-            ans = raw_fn(*values, **params) if params else raw_fn(*values)
-            # Traced values are real (inputs are checked), so a complex result can only
-            # come from a complex constant among the arguments.
-            if constants:
-                try:
-                    complex_result = ans.dtype.kind == "c"
-                except AttributeError:  # a Python number
-                    complex_result = isinstance(ans, complex)
-                if complex_result:
-                    raise TypeError(
-                        f"autodiff: {op.__name__} produced a complex value from a traced "
-                        "one; complex numbers are not supported: differentiate the real "
-                        "and imaginary parts as separate float arrays"
-                    )
+        # The hot path of every traced op: each line here costs on every call. The
+        # commonest calls are recorded without the general loops of _traced_call: one or
+        # two arguments, boxes of one trace with plain values inside, constants that are
+        # Python floats or ints (data, not settings, when the op has a rule for each
+        # argument; real, so the result is real), no settings.
+        parents = None
+        if not params:
+            count = len(args)
+            if count == 2:
+                x, y = args
+                if type(x) is Box:
+                    trace, x_value = x.trace, x.value
+                    if type(y) is Box:
+                        if y.trace is trace and type(x_value) is not Box:
+                            y_value = y.value
+                            if type(y_value) is not Box:
+                                parents = ((0, x.index), (1, y.index))
+                    elif (type(y) is float or type(y) is int) and type(x_value) is not Box:
+                        y_value = y
+                        parents = ((0, x.index),)
+                elif type(y) is not Box:
+                    return raw_fn(x, y)  # nothing traced
+                elif type(x) is float or type(x) is int:
+                    trace, x_value, y_value = y.trace, x, y.value
+                    if type(y_value) is not Box:
+                        parents = ((1, y.index),)
+                if parents is not None:
+                    rules = op.vjp_rules
+                    if rules is None or (len(parents) == 1 and type(rules) is tuple
+                                         and len(rules) < 2):
+                        parents = None  # no rules, or a constant that may be a setting
+                    else:
+                        values, ans = (x_value, y_value), raw_fn(x_value, y_value)
+                        calling = 2 if type(rules) is tuple else VARIADIC
+            elif count == 1:
+                x = args[0]
+                if type(x) is Box:
+                    trace, x_value, rules = x.trace, x.value, op.vjp_rules
+                    if type(x_value) is not Box and rules is not None:
+                        parents, values, ans = ((0, x.index),), (x_value,), raw_fn(x_value)
+                        calling = 1 if type(rules) is tuple else VARIADIC
+                else:
+                    return raw_fn(x)  # nothing traced
+        if parents is None:
+            trace = None
+            for arg in args:
+                if type(arg) is Box and (trace is None or arg.trace.level > trace.level):
+                    trace = arg.trace
+            if trace is None:
+                return raw_fn(*args, **params) if params else raw_fn(*args)
+            rules = op.vjp_rules
+            parents, ans, values, params = _traced_call(op, rules, trace, args, params)
+            calling = _calling(rules, values, params)
         tape = trace.tape
-        tape.append((op, rules, parents, ans, values, params))
+        tape.append((op, rules, parents, ans, values, params, calling))
         box = _new(Box)  # as Box(ans, trace, index), without a call to __init__
         box.value, box.trace, box.index = ans, trace, len(tape) - 1
         return box
@@ -151,6 +156,62 @@ def primitive(raw_fn: Callable) -> Callable:
 
 
 _new = object.__new__
+VARIADIC = -1
+
+
+def _calling(rules: Any, args: Sequence, params: dict) -> int:
+    """How the sweep calls the rules of an entry: VARIADIC, one rule for every argument;
+    1 or 2, `rule(g, ans, *args)` with that many arguments spelled out (cheaper than the
+    unpacking); 0, `rule(g, ans, *args, **params)`."""
+    if type(rules) is not tuple:
+        return VARIADIC
+    return 0 if params or len(args) > 2 else len(args)
+
+
+def _traced_call(op: Callable, rules: Any, trace: Trace, args: tuple, params: dict) -> tuple:
+    """Call `op` on the values inside the boxes of `trace` among `args`; returns what its
+    tape entry records: `(parents, ans, values, params)`, settings passed by keyword."""
+    if rules is None:
+        raise TypeError(
+            f"autodiff: {op.__name__} has no gradient rules; give it some with defvjp, "
+            "or call it on constants only"
+        )
+    values = list(args)
+    parents = []
+    nested = constants = False
+    argnum = 0
+    for arg in args:
+        if type(arg) is not Box:
+            constants = True
+        elif arg.trace is trace:
+            value = values[argnum] = arg.value
+            parents.append((argnum, arg.index))
+            if type(value) is Box:
+                nested = True
+        else:
+            nested = True
+        argnum += 1
+    # Settings given positionally are constants after the data: only then, or with
+    # keyword settings, do they need sorting out.
+    if params or (constants and type(rules) is tuple and len(args) > len(rules)):
+        values, params = settings_by_keyword(op, rules, values, params, parents)
+    if nested:
+        return parents, op(*values, **params), values, params
+    ans = op.raw(*values, **params) if params else op.raw(*values)
+    # Traced values are real (inputs are checked), so a complex result can only come
+    # from a complex constant among the arguments.
+    if constants:
+        try:
+            complex_result = ans.dtype.kind == "c"
+        except AttributeError:  # a Python number
+            complex_result = isinstance(ans, complex)
+        if complex_result:
+            raise TypeError(
+                f"autodiff: {op.__name__} produced a complex value from a traced one; "
+                "complex numbers are not supported: differentiate the real and imaginary "
+                "parts as separate float arrays"
+            )
+    return parents, ans, values, params
 
 
 def defvjp(op: Callable, *rules: Callable | None) -> None:
@@ -230,14 +291,12 @@ def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[in
         g = cotangents[index]
         if g is None:
             continue
-        op, rules, parents, ans, args, params = tape[index]
+        op, rules, parents, ans, args, params, calling = tape[index]
         if op is None:
             continue  # an input: its cotangent is a result
         cotangents[index] = None  # no longer needed: free it as the sweep goes
-        variadic = type(rules) is not tuple
-        arity = 0 if variadic or params else len(args)
         for argnum, parent in parents:
-            if variadic:
+            if calling == VARIADIC:
                 cotangent = rules(argnum, g, ans, *args, **params)
             else:
                 try:
@@ -246,10 +305,9 @@ def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[in
                     continue
                 if rule is None:
                     continue  # not differentiable in this argument: a constant
-                # Calls with the arguments spelled out cost less than rule(g, ans, *args).
-                if arity == 2:
+                if calling == 2:
                     cotangent = rule(g, ans, args[0], args[1])
-                elif arity == 1:
+                elif calling == 1:
                     cotangent = rule(g, ans, args[0])
                 else:
                     cotangent = rule(g, ans, *args, **params)

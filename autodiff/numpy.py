@@ -524,8 +524,11 @@ def _product(x: Any, y: Any) -> Any:
 
 
 def _matmul_rule_a(g, ans, a, b):
+    # The common case first, without calls: 2-D arrays (g and b 2-D: so is a).
+    if type(g) is np.ndarray and type(b) is np.ndarray and g.ndim == 2 and b.ndim == 2:
+        return parallel.matmul(g, b.T)
     a_ndim, b_ndim = _ndim(a), _ndim(b)
-    if a_ndim == 2 and b_ndim == 2:  # the common case first: no broadcasting possible
+    if a_ndim == 2 and b_ndim == 2:  # no broadcasting possible
         return _product(g, _transposed(b))
     if a_ndim == 1 and b_ndim == 1:
         return g * b
@@ -537,6 +540,9 @@ def _matmul_rule_a(g, ans, a, b):
 
 
 def _matmul_rule_b(g, ans, a, b):
+    # The common case first, without calls: 2-D arrays (a and g 2-D: so is b).
+    if type(g) is np.ndarray and type(a) is np.ndarray and g.ndim == 2 and a.ndim == 2:
+        return parallel.matmul(a.T, g)
     a_ndim, b_ndim = _ndim(a), _ndim(b)
     if a_ndim == 2 and b_ndim == 2:
         return _product(_transposed(a), g)

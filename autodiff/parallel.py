@@ -179,7 +179,7 @@ def matmul(a: Any, b: Any, /, out: Any = None, **kwargs: Any) -> Any:
     """`np.matmul(a, b)`; large 2-D float products are computed in blocks on the threads
     `set_threads` started. With two threads or more, the bits depend on the shapes only,
     never on the thread count or the load; with one, this is `np.matmul`."""
-    if out is not None or not _eligible(a, b, kwargs):
+    if _threads == 1 or out is not None or not _eligible(a, b, kwargs):
         return np.matmul(a, b, out=out, **kwargs)
     job = _Job(a, b)
     started = time.perf_counter()

@@ -6,7 +6,7 @@ constants) it was applied to, and the shape and dtype of its result. `to_dot(f, 
 returns the same graph as Graphviz DOT text (`dot -Tsvg`). Nothing is differentiated.
 
 Only the op, parents, result, arguments and settings of a tape entry are read here (see
-`autodiff.core`: an entry is `(op, rules, parents, ans, args, params)`), never the rules.
+`autodiff.core` for what an entry holds), never the rules.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _record(f: Callable, args: tuple) -> tuple[list[tuple], dict[int, str]]:
 def _operands(entry: tuple) -> list[str]:
     """`t3` for a traced argument (tape entry 3); a constant as its value when it is a
     scalar, else as `const dtype (shape)`."""
-    _, _, parents, _, args, params = entry
+    _, _, parents, _, args, params, _ = entry
     traced = dict(parents)
     operands = [f"t{traced[i]}" if i in traced else _constant(arg) for i, arg in enumerate(args)]
     return operands + [f"{key}={value!r}" for key, value in params.items()]

@@ -123,16 +123,18 @@ def _cotangents(trace: Trace, boxed, seeds, callers: set) -> list:
     for leaves, treedef, _ in boxed:
         part = flat[position:position + len(leaves)]
         position += len(leaves)
-        if treedef is LEAF:
-            grads.append(_result_leaf(part[0], leaves[0], callers))
-            continue
-        # An array of its own memory and the leaf's type and dtype, not the caller's,
-        # is returned as it is: the common case is tested here, without a call.
-        grads.append(tree_unflatten(treedef, [
-            c if type(c) is np.ndarray and c.base is None and type(x) is np.ndarray
-            and c.dtype is x.dtype and id(c) not in callers else _result_leaf(c, x, callers)
-            for c, x in zip(part, leaves)]))
+        results = [_returned(c, x, callers) for c, x in zip(part, leaves)]
+        grads.append(results[0] if treedef is LEAF else tree_unflatten(treedef, results))
     return grads
+
+
+def _returned(cotangent: Any, leaf: Any, callers: set) -> Any:
+    # An array of its own memory and the leaf's type and dtype, not the caller's, is
+    # returned as it is: the common case is tested here, without a call.
+    if (type(cotangent) is np.ndarray and cotangent.base is None and type(leaf) is np.ndarray
+            and cotangent.dtype is leaf.dtype and id(cotangent) not in callers):
+        return cotangent
+    return _result_leaf(cotangent, leaf, callers)
 
 
 def _check_argnums(argnums: Any, name: str) -> tuple[tuple[int, ...], bool]:
