@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -15,7 +16,15 @@ from nets.costs import COSTS
 from nets.errors import ConfigError, TrainingDiverged
 from nets.inputs import prepare_images
 from nets.models import make_mlp
-from nets.training import EXPLODED, Split, _loss_and_logits, init_state, split, train
+from nets.training import (
+    EXPLODED,
+    Split,
+    _check_finite,
+    _loss_and_logits,
+    init_state,
+    split,
+    train,
+)
 
 SIZES = [784, 16, 10]
 HISTORY_KEYS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}
@@ -264,6 +273,18 @@ def test_divergence_of_the_last_update_without_validation_data(data):
         run(no_val, config, state=init_state(params, config))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_gradients_are_finite_by_their_elements_not_their_sum(bad):
+    # Elements of 3e38 sum past the largest float32 (3.4e38): still finite, no divergence.
+    state = init_state({"w": np.zeros(4, np.float32)}, make_settings())
+    huge = {"w": np.full(4, 3e38, np.float32), "b": np.ones(3, np.float32)}
+    with np.errstate(over="ignore"):
+        _check_finite(np.float32(1.0), huge, state, 0.1)
+        one_bad = {"w": huge["w"], "b": np.array([1.0, bad, 1.0], np.float32)}
+        with pytest.raises(TrainingDiverged, match="gradient became NaN or inf"):
+            _check_finite(np.float32(1.0), one_bad, state, 0.1)
+
+
 def test_divergence_prints_no_numpy_warnings(data, recwarn):
     with pytest.raises(TrainingDiverged):
         run(data, make_settings(epochs=3, batch_size=32, lr=1e10, optimizer="sgd"))
@@ -452,6 +473,36 @@ def test_shards_give_the_same_bits_on_one_thread_or_two(data):
     assert one.history == [dict(e, seconds=o["seconds"]) for e, o in
                            zip(two.history, one.history)]
     assert not same_tree(one.params, run(data, config).params)  # shards do change rounding
+
+
+def test_batches_taken_ahead_on_a_worker_give_the_same_bits(data, monkeypatch):
+    # Each step's next batch, shifts included, is taken while the parameters update: on the
+    # worker thread when there is one. The run must not depend on which thread took it.
+    import nets.training
+
+    images = dataclasses.replace(data, image_shape=(28, 28))
+    config = make_settings(epochs=2, batch_size=32, lr=1e-2, shift=1, seed=3)
+    one = run(images, config, shard_rows=10)
+    threads = set()
+    take = nets.training._batch
+
+    def spying(*args):
+        threads.add(threading.current_thread().name)
+        return take(*args)
+
+    monkeypatch.setattr(nets.training, "_batch", spying)
+    parallel.set_threads(2)
+    try:
+        two = run(images, config, shard_rows=10)
+        stopped = run(images, config, shard_rows=10, should_stop=stop_after(7))
+        resumed = run(images, config, state=stopped, shard_rows=10)
+    finally:
+        parallel.set_threads(1)
+    assert "autodiff-worker" in threads
+    assert same_tree(one.params, two.params) and same_tree(one.opt_state, two.opt_state)
+    assert same_tree(resumed.params, one.params)
+    assert not same_tree(one.params, run(images, dataclasses.replace(config, shift=0),
+                                         shard_rows=10).params)  # the shifts were applied
 
 
 def test_resuming_a_sharded_run_is_bit_for_bit(data, two_threads):
