@@ -109,11 +109,14 @@ def _loss_and_logits(apply: Apply, cost: Cost, shard_rows: int = 0) -> Callable:
     if shard_rows < 1:
         return whole
 
-    def shard(params, x, targets, weight):
-        # Weighed here, on the shard's thread: the caller is left only the sums.
-        (value, logits), grads = whole(params, x, targets)
-        weight = value.dtype.type(weight)
-        return (value * weight, logits), tree_map(lambda g: g * weight, grads)
+    def weighted_loss(params, x, targets, weight):
+        # The weight multiplies the loss on the tape: the backward pass scales the 0-d
+        # seed, and the gradients come out weighted with no pass over them, on the
+        # shard's thread. The caller is left only the sums.
+        logits = apply(params, x)
+        return cost(logits, targets) * weight, logits
+
+    shard = value_and_grad(weighted_loss, has_aux=True)
 
     def sharded(params, x, targets):
         n = len(x)
@@ -187,30 +190,25 @@ def train(
         rng = np.random.default_rng()
         rng.bit_generator.state = state.rng_state
         order = rng.permutation(n) if batch < n else np.arange(n)
-        take = functools.partial(_batch, data, settings, order, batch)
-        upcoming = take(state.step, state.total_steps) if state.step < steps_per_epoch else None
         while state.step < steps_per_epoch:
             lr = learning_rate(settings.schedule, settings.lr,
                                state.epoch + state.step / steps_per_epoch, settings.epochs)
-            labels, x, targets = upcoming
+            index = order[state.step * batch:(state.step + 1) * batch]
+            x, labels = data.train_x[index], data.train_labels[index]
+            if settings.shift:
+                x = _augment(x, data, settings, state.total_steps)
+            targets = one_hot(labels, data.num_classes, x.dtype)
             (loss, logits), grads = step_fn(state.params, x, targets)
             _check_finite(loss, grads, state, lr)
             if state.first_loss is None:
                 state = replace(state, first_loss=float(loss))
-            # The next batch does not depend on this update: it is taken on another
-            # thread while this one updates the parameters.
-            update = functools.partial(optimizer.update, state.params, grads, state.opt_state, lr)
-            if state.step + 1 < steps_per_epoch:
-                (params, opt_state), upcoming = parallel.run(
-                    [update, functools.partial(take, state.step + 1, state.total_steps + 1)])
-            else:
-                params, opt_state = update()
+            params, opt_state = optimizer.update(state.params, grads, state.opt_state, lr)
             state = replace(
                 state, params=params, opt_state=opt_state, step=state.step + 1,
                 total_steps=state.total_steps + 1,
-                loss_sum=state.loss_sum + float(loss) * len(labels),
+                loss_sum=state.loss_sum + float(loss) * len(index),
                 hits=state.hits + int(np.sum(np.argmax(logits, axis=1) == labels)),
-                seen=state.seen + len(labels),
+                seen=state.seen + len(index),
             )
             if on_step is not None:
                 on_step(state)
@@ -224,17 +222,6 @@ def train(
         if state.stop_reason:
             break
     return _finish(state)
-
-
-def _batch(data: Split, settings: Settings, order: np.ndarray, batch: int, step: int,
-           total_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The labels, inputs (shifted when the settings say so) and one-hot targets of the
-    epoch's batch `step`, `total_steps` into the run: a function of its arguments alone."""
-    index = order[step * batch:(step + 1) * batch]
-    x, labels = data.train_x[index], data.train_labels[index]
-    if settings.shift:
-        x = _augment(x, data, settings, total_steps)
-    return labels, x, one_hot(labels, data.num_classes, x.dtype)
 
 
 def _augment(x: np.ndarray, data: Split, settings: Settings, step: int) -> np.ndarray:
@@ -254,7 +241,8 @@ EXPLODED = 1e3
 def _check_finite(loss: Any, grads: Any, state: TrainState, lr: float) -> None:
     value = float(loss)
     exploded = state.first_loss is not None and value > EXPLODED * max(state.first_loss, 1e-3)
-    if math.isfinite(value) and not exploded and all(_finite(g) for g in tree_leaves(grads)):
+    if math.isfinite(value) and not exploded and \
+            all(np.all(np.isfinite(g)) for g in tree_leaves(grads)):
         return
     if exploded:
         what = f"loss exploded to {value:.3g} ({EXPLODED:g} times the first step's)"
@@ -269,17 +257,11 @@ def _check_finite(loss: Any, grads: Any, state: TrainState, lr: float) -> None:
     )
 
 
-def _finite(array: np.ndarray) -> bool:
-    # A sum is finite only if every element is (inf and NaN carry through it), and takes
-    # one pass without a temporary; only a sum that overflows needs the element check.
-    return bool(np.isfinite(np.sum(array))) or bool(np.all(np.isfinite(array)))
-
-
 def _check_epoch_end(state: TrainState, val_loss: float | None, lr: float) -> None:
     """The epoch's last update can overflow the parameters, or make them so large that the
     outputs overflow, with no later step to notice; the history and checkpoint (JSON) must
     not record such an epoch either."""
-    if not all(_finite(p) for p in tree_leaves(state.params)):
+    if not all(np.all(np.isfinite(p)) for p in tree_leaves(state.params)):
         what = "parameters became NaN or inf"
     elif val_loss is not None and not math.isfinite(val_loss):
         what = f"validation loss became {val_loss}"

@@ -2,7 +2,6 @@
 
 import dataclasses
 import math
-import threading
 
 import numpy as np
 import pytest
@@ -473,36 +472,6 @@ def test_shards_give_the_same_bits_on_one_thread_or_two(data):
     assert one.history == [dict(e, seconds=o["seconds"]) for e, o in
                            zip(two.history, one.history)]
     assert not same_tree(one.params, run(data, config).params)  # shards do change rounding
-
-
-def test_batches_taken_ahead_on_a_worker_give_the_same_bits(data, monkeypatch):
-    # Each step's next batch, shifts included, is taken while the parameters update: on the
-    # worker thread when there is one. The run must not depend on which thread took it.
-    import nets.training
-
-    images = dataclasses.replace(data, image_shape=(28, 28))
-    config = make_settings(epochs=2, batch_size=32, lr=1e-2, shift=1, seed=3)
-    one = run(images, config, shard_rows=10)
-    threads = set()
-    take = nets.training._batch
-
-    def spying(*args):
-        threads.add(threading.current_thread().name)
-        return take(*args)
-
-    monkeypatch.setattr(nets.training, "_batch", spying)
-    parallel.set_threads(2)
-    try:
-        two = run(images, config, shard_rows=10)
-        stopped = run(images, config, shard_rows=10, should_stop=stop_after(7))
-        resumed = run(images, config, state=stopped, shard_rows=10)
-    finally:
-        parallel.set_threads(1)
-    assert "autodiff-worker" in threads
-    assert same_tree(one.params, two.params) and same_tree(one.opt_state, two.opt_state)
-    assert same_tree(resumed.params, one.params)
-    assert not same_tree(one.params, run(images, dataclasses.replace(config, shift=0),
-                                         shard_rows=10).params)  # the shifts were applied
 
 
 def test_resuming_a_sharded_run_is_bit_for_bit(data, two_threads):
