@@ -90,51 +90,49 @@ def primitive(raw_fn: Callable) -> Callable:
     """
 
     @functools.wraps(raw_fn)
-    def op(*args, **params):
+    def op(x=_ABSENT, y=_ABSENT, /, *more, **params):
         # The hot path of every traced op: each line here costs on every call. The
         # commonest calls are recorded without the general loops of _traced_call: one or
         # two arguments, boxes of one trace with plain values inside, constants that are
         # Python floats or ints (data, not settings, when the op has a rule for each
-        # argument; real, so the result is real), no settings.
+        # argument; real, so the result is real), no settings. The two leading arguments
+        # are named so that these calls need no tuple of arguments.
         parents = None
-        if not params:
-            count = len(args)
-            if count == 2:
-                x, y = args
+        if not params and not more:
+            if y is not _ABSENT:
                 if type(x) is Box:
                     trace, x_value = x.trace, x.value
-                    if type(y) is Box:
-                        if y.trace is trace and type(x_value) is not Box:
+                    if type(x_value) is not Box:
+                        if type(y) is Box:
                             y_value = y.value
-                            if type(y_value) is not Box:
-                                parents = ((0, x.index), (1, y.index))
-                    elif (type(y) is float or type(y) is int) and type(x_value) is not Box:
-                        y_value = y
-                        parents = ((0, x.index),)
+                            if y.trace is trace and type(y_value) is not Box:
+                                rules = op.vjp_rules
+                                if rules is not None:
+                                    parents = ((0, x.index), (1, y.index))
+                        elif type(y) is float or type(y) is int:
+                            y_value, rules = y, op.vjp_rules
+                            if rules is not None and (type(rules) is not tuple
+                                                      or len(rules) > 1):
+                                parents = ((0, x.index),)
                 elif type(y) is not Box:
                     return raw_fn(x, y)  # nothing traced
                 elif type(x) is float or type(x) is int:
-                    trace, x_value, y_value = y.trace, x, y.value
-                    if type(y_value) is not Box:
+                    trace, x_value, y_value, rules = y.trace, x, y.value, op.vjp_rules
+                    if type(y_value) is not Box and rules is not None and (
+                            type(rules) is not tuple or len(rules) > 1):
                         parents = ((1, y.index),)
                 if parents is not None:
-                    rules = op.vjp_rules
-                    if rules is None or (len(parents) == 1 and type(rules) is tuple
-                                         and len(rules) < 2):
-                        parents = None  # no rules, or a constant that may be a setting
-                    else:
-                        values, ans = (x_value, y_value), raw_fn(x_value, y_value)
-                        calling = 2 if type(rules) is tuple else VARIADIC
-            elif count == 1:
-                x = args[0]
-                if type(x) is Box:
-                    trace, x_value, rules = x.trace, x.value, op.vjp_rules
-                    if type(x_value) is not Box and rules is not None:
-                        parents, values, ans = ((0, x.index),), (x_value,), raw_fn(x_value)
-                        calling = 1 if type(rules) is tuple else VARIADIC
-                else:
-                    return raw_fn(x)  # nothing traced
+                    values, ans = (x_value, y_value), raw_fn(x_value, y_value)
+                    calling = 2 if type(rules) is tuple else VARIADIC
+            elif type(x) is Box:
+                trace, x_value, rules = x.trace, x.value, op.vjp_rules
+                if type(x_value) is not Box and rules is not None:
+                    parents, values, ans = ((0, x.index),), (x_value,), raw_fn(x_value)
+                    calling = 1 if type(rules) is tuple else VARIADIC
+            elif x is not _ABSENT:
+                return raw_fn(x)  # nothing traced
         if parents is None:
+            args = () if x is _ABSENT else (x,) if y is _ABSENT else (x, y, *more)
             trace = None
             for arg in args:
                 if type(arg) is Box and (trace is None or arg.trace.level > trace.level):
@@ -156,6 +154,7 @@ def primitive(raw_fn: Callable) -> Callable:
 
 
 _new = object.__new__
+_ABSENT = object()  # an argument not given
 VARIADIC = -1
 
 
