@@ -1,5 +1,6 @@
 """What cutting a batch into shards is worth: one training step's forward and backward
-(value_and_grad of the cost) for the default CNN and MLP recipes, computed whole and as
+(the training loop's own step: value_and_grad of the cost, and for shards the sum of
+their weighted gradients) for the default CNN and MLP recipes, computed whole and as
 shards, on one thread and on the engine's threads (one per core; DIGITS_THREADS). Whole
 on the threads, the products of 50 million multiply-adds and more are shared out
 (autodiff.parallel.matmul); as shards, the shards are (autodiff.parallel.run).
@@ -15,7 +16,6 @@ the milliseconds per step, whole and shards taking turns inside every repeat.
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -27,11 +27,12 @@ import digits.threads  # noqa: E402, F401  (before NumPy: the BLAS library's thr
 import numpy as np  # noqa: E402
 from engine import measure  # noqa: E402  (bench/engine.py: interleaved repeats)
 
-from autodiff import parallel, value_and_grad  # noqa: E402
+from autodiff import parallel  # noqa: E402
 from digits.allocator import keep_freed_memory  # noqa: E402
 from nets.config import RECIPES  # noqa: E402
 from nets.costs import COSTS  # noqa: E402
 from nets.models import build_model, shard_rows  # noqa: E402
+from nets.training import _loss_and_logits  # noqa: E402
 
 
 def ways(recipe: str, batch: int, rng: np.random.Generator) -> tuple[int, dict]:
@@ -42,12 +43,11 @@ def ways(recipe: str, batch: int, rng: np.random.Generator) -> tuple[int, dict]:
     x = (rng.random((batch, 784)) * (rng.random((batch, 784)) < 0.2)).astype(np.float32)
     targets = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]
     cost = COSTS[settings.cost]
-    step = value_and_grad(lambda p, x, t: cost(network.apply(p, x), t))
     rows = shard_rows(settings, 55_000)
-    cuts = parallel.blocks(batch, -(-batch // rows))
-    shards = [functools.partial(step, params, x[cut], targets[cut]) for cut in cuts]
-    return rows, {"whole": lambda: step(params, x, targets),
-                  "shards": lambda: parallel.run(shards)}
+    whole = _loss_and_logits(network.apply, cost)  # the training loop's own step
+    sharded = _loss_and_logits(network.apply, cost, rows)
+    return rows, {"whole": lambda: whole(params, x, targets),
+                  "shards": lambda: sharded(params, x, targets)}
 
 
 def main() -> None:
