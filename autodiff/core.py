@@ -86,7 +86,7 @@ def primitive(raw_fn: Callable) -> Callable:
 
     Give it rules with `defvjp`; they live in `op.vjp_rules`, read at every call, and
     `op.raw` is `raw_fn`. Called with no boxes among its arguments, the op calls `raw_fn`
-    directly, so code that is not being differentiated pays one loop over the arguments.
+    directly, so code that is not being differentiated pays a type check per argument.
     """
 
     @functools.wraps(raw_fn)
