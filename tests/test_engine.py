@@ -397,3 +397,34 @@ def test_gradient_of_max_with_ties_sums_to_the_cotangent(reduce):
     np.testing.assert_allclose(g.sum(axis=1), [6.0, 5.0])
     g = grad(lambda x: anp.maximum(x, 0.0).sum())(np.array([0.0, 1.0, -1.0]))
     np.testing.assert_allclose(g, [0.5, 1.0, 0.0])
+
+
+# A traced op with one or two arguments is recorded on a fast path when its other operand
+# is a Python float or int, and on the general one for every other kind of constant: the
+# two must agree, on either side, to second order.
+@pytest.mark.parametrize("name", ["add", "subtract", "multiply", "divide", "power", "maximum",
+                                  "minimum", "arctan2", "logaddexp"])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_constant_operand_of_any_kind_gives_the_same_gradients(name, side):
+    op = getattr(anp, name)
+    x = np.array([0.7, 1.3, 2.5, 2.9])
+
+    def gradients(constant):
+        def f(x):
+            return anp.sum(op(x, constant) if side == "right" else op(constant, x))
+
+        value, first = value_and_grad(f)(x)
+        second = grad(lambda x: anp.sum(grad(f)(x) * x))(x)
+        return value, first, second
+
+    expected = gradients(np.full(4, 2.5))  # an array constant: the general path
+    # Away from the kinks of maximum and minimum (x holds 2.5, not 2.2):
+    check_grads(lambda x: anp.sum(op(x, 2.2) if side == "right" else op(2.2, x)), (x,),
+                order=2)
+    kinds = [2.5, np.float64(2.5), np.array(2.5)]
+    for constant in kinds:
+        for got, want in zip(gradients(constant), expected):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    whole = gradients(2)  # an int: the fast path too; 2.5 is one of x's values, 2 is not
+    for got, want in zip(whole, gradients(np.full(4, 2))):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
