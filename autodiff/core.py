@@ -20,7 +20,9 @@ Invariants:
 - no complex value is ever recorded: complex numbers are refused, not half-differentiated;
 - cotangents are summed out of place (`a + b`): a rule may return the very array it was
   given, so an in-place sum could corrupt another cotangent;
-- every rule's result is checked against its argument's shape, naming the op on mismatch.
+- every rule's result is checked against its argument's shape and dtype: where they
+  differ, the op's `fit` (summing broadcast axes, casting) makes them agree, or a shape
+  error names the op.
 """
 
 from __future__ import annotations
@@ -150,6 +152,7 @@ def primitive(raw_fn: Callable) -> Callable:
 
     op.raw = raw_fn
     op.vjp_rules = None
+    op.fit = None
     return op
 
 
@@ -213,15 +216,21 @@ def _traced_call(op: Callable, rules: Any, trace: Trace, args: tuple, params: di
     return parents, ans, values, params
 
 
-def defvjp(op: Callable, *rules: Callable | None) -> None:
+def defvjp(op: Callable, *rules: Callable | None, fit: Callable | None = None) -> None:
     """Give `op` one VJP rule per positional argument (`None`: not differentiable there).
 
     A rule is `rule(g, ans, *args, **params) -> cotangent of that argument`, where `g` is
     the cotangent of the output `ans`. Rules are written with `autodiff.numpy` ops so that
     they can themselves be differentiated. Settings reach rules by keyword, named as in
     the op's signature; a setting no rule names is refused on traced values.
+
+    The sweep checks every rule's result against its argument's shape and dtype. With
+    `fit(cotangent, arg)`, a result that differs is passed through it (an op that
+    broadcasts gives `autodiff.numpy.unbroadcast`, so its rules may return the cotangent
+    in the result's shape); without it, a result of another shape is an error.
     """
     op.vjp_rules = tuple(rules)
+    op.fit = fit
 
 
 def defvjp_argnum(op: Callable, rule: Callable) -> None:
@@ -274,6 +283,18 @@ def _shape_error(op: Callable, argnum: int, cotangent: Any, arg: Any) -> ValueEr
     )
 
 
+def _fitted(op: Callable, argnum: int, cotangent: Any, arg: Any) -> Any:
+    """A rule's result in its argument's shape and dtype where the op says how (its `fit`:
+    for an op that broadcasts, the sum over the broadcast axes); a result of any other
+    shape is the rule's error."""
+    fit = getattr(op, "fit", None)
+    if fit is not None:
+        cotangent = fit(cotangent, arg)
+    if shape_of(cotangent) != shape_of(arg):
+        raise _shape_error(op, argnum, cotangent, arg)
+    return cotangent
+
+
 def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[int]) -> list:
     """Sweep the tape in reverse from `(tape index, cotangent)` seeds.
 
@@ -310,12 +331,13 @@ def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[in
                     cotangent = rule(g, ans, args[0])
                 else:
                     cotangent = rule(g, ans, *args, **params)
+            arg = args[argnum]
             try:
-                if cotangent.shape != args[argnum].shape:
-                    raise _shape_error(op, argnum, cotangent, args[argnum])
+                fits = cotangent.shape == arg.shape and cotangent.dtype is arg.dtype
             except AttributeError:  # a Python scalar
-                if shape_of(cotangent) != shape_of(args[argnum]):
-                    raise _shape_error(op, argnum, cotangent, args[argnum]) from None
+                fits = False
+            if not fits:
+                cotangent = _fitted(op, argnum, cotangent, arg)
             cotangents[parent] = cotangent if cotangents[parent] is None else (
                 cotangents[parent] + cotangent)
     return [cotangents[i] for i in inputs]

@@ -225,34 +225,42 @@ defvjp(copy, lambda g, ans, a, order="K", subok=False: g)
 
 # ------------------------------------------------------------ binary (broadcasting)
 
+# The rules of the ops that broadcast (here and below) return cotangents in the result's
+# shape: the sweep sums them down to each argument's shape (and casts them to its dtype)
+# with unbroadcast, their `fit`, only where the shapes or dtypes differ, and so makes no
+# call on every other step.
 add = primitive(np.add)
 defvjp(
     add,
-    lambda g, ans, x, y: unbroadcast(g, x),
-    lambda g, ans, x, y: unbroadcast(g, y),
+    lambda g, ans, x, y: g,
+    lambda g, ans, x, y: g,
+    fit=unbroadcast,
 )
 
 subtract = primitive(np.subtract)
 defvjp(
     subtract,
-    lambda g, ans, x, y: unbroadcast(g, x),
-    lambda g, ans, x, y: unbroadcast(-g, y),
+    lambda g, ans, x, y: g,
+    lambda g, ans, x, y: -g,
+    fit=unbroadcast,
 )
 
 multiply = primitive(np.multiply)
 defvjp(
     multiply,
-    lambda g, ans, x, y: unbroadcast(g * y, x),
-    lambda g, ans, x, y: unbroadcast(x * g, y),
+    lambda g, ans, x, y: g * y,
+    lambda g, ans, x, y: x * g,
+    fit=unbroadcast,
 )
 
 divide = primitive(np.true_divide)
 true_divide = divide
 defvjp(
     divide,
-    lambda g, ans, x, y: unbroadcast(g / y, x),
+    lambda g, ans, x, y: g / y,
     # d(x/y)/dy = -x/y^2 = -ans/y
-    lambda g, ans, x, y: unbroadcast(-g * ans / y, y),
+    lambda g, ans, x, y: -g * ans / y,
+    fit=unbroadcast,
 )
 
 
@@ -271,14 +279,15 @@ def _power_rule_x(g, ans, x, y):
     # select stays finite and its (zero) cotangent cannot become 0 * inf = NaN.
     zero = equal(y, 0)
     safe_x = where(zero, 1, x) if builtins.any(np.ravel(zero)) else x
-    return unbroadcast(where(zero, 0, g * y * safe_x ** (y - 1)), x)
+    return where(zero, 0, g * y * safe_x ** (y - 1))
 
 
 power = primitive(np.power)
 defvjp(
     power,
     _power_rule_x,
-    lambda g, ans, x, y: unbroadcast(g * ans * _log_where_positive(x, _dtype(ans)), y),
+    lambda g, ans, x, y: g * ans * _log_where_positive(x, _dtype(ans)),
+    fit=unbroadcast,
 )
 
 
@@ -296,23 +305,26 @@ def _balanced_share(g, ans, x, y):
 maximum = primitive(np.maximum)
 defvjp(
     maximum,
-    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, x, y), x),
-    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, y, x), y),
+    lambda g, ans, x, y: _balanced_share(g, ans, x, y),
+    lambda g, ans, x, y: _balanced_share(g, ans, y, x),
+    fit=unbroadcast,
 )
 
 minimum = primitive(np.minimum)
 defvjp(
     minimum,
-    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, y, x), x),
-    lambda g, ans, x, y: unbroadcast(_balanced_share(g, ans, x, y), y),
+    lambda g, ans, x, y: _balanced_share(g, ans, y, x),
+    lambda g, ans, x, y: _balanced_share(g, ans, x, y),
+    fit=unbroadcast,
 )
 
 where = primitive(np.where)
 defvjp(
     where,
     None,
-    lambda g, ans, c, x, y: unbroadcast(where(c, g, _zero(g)), x),
-    lambda g, ans, c, x, y: unbroadcast(where(c, _zero(g), g), y),
+    lambda g, ans, c, x, y: where(c, g, _zero(g)),
+    lambda g, ans, c, x, y: where(c, _zero(g), g),
+    fit=unbroadcast,
 )
 
 _where_op = where  # for functions whose `where=` setting hides the op
@@ -336,16 +348,18 @@ arctan2 = primitive(np.arctan2)
 # d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)
 defvjp(
     arctan2,
-    lambda g, ans, y, x: unbroadcast(g * x / (x * x + y * y), y),
-    lambda g, ans, y, x: unbroadcast(-g * y / (x * x + y * y), x),
+    lambda g, ans, y, x: g * x / (x * x + y * y),
+    lambda g, ans, y, x: -g * y / (x * x + y * y),
+    fit=unbroadcast,
 )
 
 logaddexp = primitive(np.logaddexp)
 # d log(e^x + e^y) / dx = e^(x - ans): at most 1, never overflows.
 defvjp(
     logaddexp,
-    lambda g, ans, x, y: unbroadcast(g * exp(x - ans), x),
-    lambda g, ans, x, y: unbroadcast(g * exp(y - ans), y),
+    lambda g, ans, x, y: g * exp(x - ans),
+    lambda g, ans, x, y: g * exp(y - ans),
+    fit=unbroadcast,
 )
 
 
