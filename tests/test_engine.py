@@ -428,3 +428,30 @@ def test_a_constant_operand_of_any_kind_gives_the_same_gradients(name, side):
     whole = gradients(2)  # an int: the fast path too; 2.5 is one of x's values, 2 is not
     for got, want in zip(whole, gradients(np.full(4, 2))):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [np.array([[1.0, 2.0, 3.0]]),  # the same shape as x
+                                   np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])])  # rows
+def test_the_sweep_fits_cotangents_of_broadcasting_ops_to_their_arguments(monkeypatch, scale):
+    # Float32 values times a float64 array: the product is float64, and so is the rule's
+    # cotangent for the float32 factor, in the product's (broadcast) shape. The sweep must
+    # hand tanh's rule, upstream, a float32 cotangent of tanh's shape.
+    seen = spy_on_every_rule(monkeypatch)
+    x = np.array([[0.5, -1.0, 2.0]], np.float32)
+
+    def f(x):
+        return anp.sum(anp.tanh(x) * scale)
+
+    g = grad(f)(x)
+    assert g.dtype == np.float32 and g.shape == (1, 3)
+    expected = (1 - np.tanh(x.astype(np.float64)) ** 2) * scale.sum(axis=0)
+    np.testing.assert_allclose(g, expected, rtol=1e-6)
+    into_tanh = [incoming for name, incoming, _ in seen if name == "tanh"]
+    assert into_tanh == [np.float32]
+
+
+def test_a_rule_of_the_wrong_shape_is_an_error_even_for_an_op_that_broadcasts():
+    op = primitive(lambda x, y: x * y)
+    defvjp(op, lambda g, ans, x, y: np.ones(5), None, fit=anp.unbroadcast)
+    with pytest.raises(ValueError, match=r"gradient rule of <lambda> returned shape \(5,\)"):
+        grad(lambda x: anp.sum(op(x, np.ones(3))))(np.ones(3))
