@@ -16,7 +16,7 @@ Invariants:
 - a tape entry is `(op, rules, parents, ans, args, params, calling)`: `parents` pairs each
   traced argument position with the tape index of the entry that produced it, `rules` are
   the op's `vjp_rules` when it ran, `calling` says how the sweep calls them (see
-  `_calling`); inputs are entries whose op is None;
+  `VARIADIC`); inputs are entries whose op is None;
 - no complex value is ever recorded: complex numbers are refused, not half-differentiated;
 - cotangents are summed out of place (`a + b`): a rule may return the very array it was
   given, so an in-place sum could corrupt another cotangent;
@@ -51,18 +51,15 @@ class Trace:
 
     def new_input(self, value: Any) -> Box:
         """Box `value` as an input of this trace (a tape entry with no parents)."""
-        return self.new_inputs((value,))[0]
+        tape = self.tape
+        tape.append((None, None, (), value, (), _NO_PARAMS, 0))
+        box = _new(Box)  # as Box(value, self, index), without a call to __init__
+        box.value, box.trace, box.index = value, self, len(tape) - 1
+        return box
 
     def new_inputs(self, values: Sequence[Any]) -> list[Box]:
         """Box each of `values` as an input of this trace, in order."""
-        tape = self.tape
-        boxes = []
-        for value in values:
-            tape.append((None, None, (), value, (), _NO_PARAMS, 0))
-            box = _new(Box)  # as Box(value, self, index), without a call to __init__
-            box.value, box.trace, box.index = value, self, len(tape) - 1
-            boxes.append(box)
-        return boxes
+        return [self.new_input(value) for value in values]
 
 
 class Box:
@@ -142,8 +139,8 @@ def primitive(raw_fn: Callable) -> Callable:
             if trace is None:
                 return raw_fn(*args, **params) if params else raw_fn(*args)
             rules = op.vjp_rules
-            parents, ans, values, params = _traced_call(op, rules, trace, args, params)
-            calling = _calling(rules, values, params)
+            parents, ans, values, params, calling = _traced_call(op, rules, trace, args,
+                                                                 params)
         tape = trace.tape
         tape.append((op, rules, parents, ans, values, params, calling))
         box = _new(Box)  # as Box(ans, trace, index), without a call to __init__
@@ -158,21 +155,16 @@ def primitive(raw_fn: Callable) -> Callable:
 
 _new = object.__new__
 _ABSENT = object()  # an argument not given
+# How the sweep calls the rules of a tape entry (its `calling`): VARIADIC, one rule for
+# every argument; 1 or 2, `rule(g, ans, *args)` with that many arguments spelled out
+# (cheaper than the unpacking); 0, `rule(g, ans, *args, **params)`.
 VARIADIC = -1
-
-
-def _calling(rules: Any, args: Sequence, params: dict) -> int:
-    """How the sweep calls the rules of an entry: VARIADIC, one rule for every argument;
-    1 or 2, `rule(g, ans, *args)` with that many arguments spelled out (cheaper than the
-    unpacking); 0, `rule(g, ans, *args, **params)`."""
-    if type(rules) is not tuple:
-        return VARIADIC
-    return 0 if params or len(args) > 2 else len(args)
 
 
 def _traced_call(op: Callable, rules: Any, trace: Trace, args: tuple, params: dict) -> tuple:
     """Call `op` on the values inside the boxes of `trace` among `args`; returns what its
-    tape entry records: `(parents, ans, values, params)`, settings passed by keyword."""
+    tape entry records: `(parents, ans, values, params, calling)`, settings passed by
+    keyword."""
     if rules is None:
         raise TypeError(
             f"autodiff: {op.__name__} has no gradient rules; give it some with defvjp, "
@@ -197,8 +189,12 @@ def _traced_call(op: Callable, rules: Any, trace: Trace, args: tuple, params: di
     # keyword settings, do they need sorting out.
     if params or (constants and type(rules) is tuple and len(args) > len(rules)):
         values, params = settings_by_keyword(op, rules, values, params, parents)
+    if type(rules) is not tuple:
+        calling = VARIADIC
+    else:
+        calling = 0 if params or len(values) > 2 else len(values)
     if nested:
-        return parents, op(*values, **params), values, params
+        return parents, op(*values, **params), values, params, calling
     ans = op.raw(*values, **params) if params else op.raw(*values)
     # Traced values are real (inputs are checked), so a complex result can only come
     # from a complex constant among the arguments.
@@ -213,7 +209,7 @@ def _traced_call(op: Callable, rules: Any, trace: Trace, args: tuple, params: di
                 "complex numbers are not supported: differentiate the real and imaginary "
                 "parts as separate float arrays"
             )
-    return parents, ans, values, params
+    return parents, ans, values, params, calling
 
 
 def defvjp(op: Callable, *rules: Callable | None, fit: Callable | None = None) -> None:
@@ -243,6 +239,8 @@ def nondifferentiable(raw_fn: Callable) -> Callable:
 
     @functools.wraps(raw_fn)
     def op(*args, **params):
+        if type(args[0]) is Box if len(args) == 2 and not params else False:
+            return raw_fn(unbox(args[0]), unbox(args[1]))  # a comparison such as x > 0
         for arg in args:
             if type(arg) is Box:
                 return raw_fn(*[unbox(a) if type(a) is Box else a for a in args], **params)
@@ -289,7 +287,12 @@ def _fitted(op: Callable, argnum: int, cotangent: Any, arg: Any) -> Any:
     shape is the rule's error."""
     fit = getattr(op, "fit", None)
     if fit is not None:
-        cotangent = fit(cotangent, arg)
+        try:
+            fitted = fit(cotangent, arg)
+        except ValueError:  # shapes that do not broadcast to each other
+            raise _shape_error(op, argnum, cotangent, arg) from None
+        if shape_of(fitted) == shape_of(arg):
+            return fitted
     if shape_of(cotangent) != shape_of(arg):
         raise _shape_error(op, argnum, cotangent, arg)
     return cotangent
@@ -316,7 +319,7 @@ def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[in
             continue  # an input: its cotangent is a result
         cotangents[index] = None  # no longer needed: free it as the sweep goes
         for argnum, parent in parents:
-            if calling == VARIADIC:
+            if calling < 0:  # VARIADIC
                 cotangent = rules(argnum, g, ans, *args, **params)
             else:
                 try:
