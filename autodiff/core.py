@@ -99,30 +99,29 @@ def primitive(raw_fn: Callable) -> Callable:
         parents = None
         if not params and not more:
             if y is not _ABSENT:
+                constant = False
                 if type(x) is Box:
                     trace, x_value = x.trace, x.value
                     if type(x_value) is not Box:
                         if type(y) is Box:
                             y_value = y.value
                             if y.trace is trace and type(y_value) is not Box:
-                                rules = op.vjp_rules
-                                if rules is not None:
-                                    parents = ((0, x.index), (1, y.index))
+                                parents = ((0, x.index), (1, y.index))
                         elif type(y) is float or type(y) is int:
-                            y_value, rules = y, op.vjp_rules
-                            if rules is not None and (type(rules) is not tuple
-                                                      or len(rules) > 1):
-                                parents = ((0, x.index),)
+                            y_value, constant, parents = y, True, ((0, x.index),)
                 elif type(y) is not Box:
                     return raw_fn(x, y)  # nothing traced
                 elif type(x) is float or type(x) is int:
-                    trace, x_value, y_value, rules = y.trace, x, y.value, op.vjp_rules
-                    if type(y_value) is not Box and rules is not None and (
-                            type(rules) is not tuple or len(rules) > 1):
-                        parents = ((1, y.index),)
+                    trace, x_value, y_value = y.trace, x, y.value
+                    if type(y_value) is not Box:
+                        constant, parents = True, ((1, y.index),)
                 if parents is not None:
-                    values, ans = (x_value, y_value), raw_fn(x_value, y_value)
-                    calling = 2 if type(rules) is tuple else VARIADIC
+                    rules = op.vjp_rules
+                    if rules is None or (constant and type(rules) is tuple and len(rules) < 2):
+                        parents = None  # no rules, or a constant that may be a setting
+                    else:
+                        values, ans = (x_value, y_value), raw_fn(x_value, y_value)
+                        calling = 2 if type(rules) is tuple else VARIADIC
             elif type(x) is Box:
                 trace, x_value, rules = x.trace, x.value, op.vjp_rules
                 if type(x_value) is not Box and rules is not None:
@@ -239,7 +238,7 @@ def nondifferentiable(raw_fn: Callable) -> Callable:
 
     @functools.wraps(raw_fn)
     def op(*args, **params):
-        if type(args[0]) is Box if len(args) == 2 and not params else False:
+        if len(args) == 2 and not params and type(args[0]) is Box:
             return raw_fn(unbox(args[0]), unbox(args[1]))  # a comparison such as x > 0
         for arg in args:
             if type(arg) is Box:
