@@ -15,8 +15,9 @@ tape without the two ever being confused.
 Invariants:
 - a tape entry is `(op, rules, parents, ans, args, params, calling)`: `parents` pairs each
   traced argument position with the tape index of the entry that produced it, `rules` are
-  the op's `vjp_rules` when it ran, `calling` says how the sweep calls them (see
-  `VARIADIC`); inputs are entries whose op is None;
+  the op's `vjp_rules` when it ran, one per argument (a variadic op's single rule is
+  bound to each position), `calling` says how the sweep calls them (see `_traced_call`);
+  inputs are entries whose op is None;
 - no complex value is ever recorded: complex numbers are refused, not half-differentiated;
 - cotangents are summed out of place (`a + b`): a rule may return the very array it was
   given, so an in-place sum could corrupt another cotangent;
@@ -91,56 +92,47 @@ def primitive(raw_fn: Callable) -> Callable:
     @functools.wraps(raw_fn)
     def op(x=_ABSENT, y=_ABSENT, /, *more, **params):
         # The hot path of every traced op: each line here costs on every call. The
-        # commonest calls are recorded without the general loops of _traced_call: one or
+        # commonest calls are recorded here, without the general loops of _recorded: one or
         # two arguments, boxes of one trace with plain values inside, constants that are
         # Python floats or ints (data, not settings, when the op has a rule for each
-        # argument; real, so the result is real), no settings. The two leading arguments
-        # are named so that these calls need no tuple of arguments.
-        parents = None
-        if not params and not more:
-            if y is not _ABSENT:
-                constant = False
-                if type(x) is Box:
-                    trace, x_value = x.trace, x.value
-                    if type(x_value) is not Box:
-                        if type(y) is Box:
-                            y_value = y.value
-                            if y.trace is trace and type(y_value) is not Box:
-                                parents = ((0, x.index), (1, y.index))
-                        elif type(y) is float or type(y) is int:
-                            y_value, constant, parents = y, True, ((0, x.index),)
-                elif type(y) is not Box:
-                    return raw_fn(x, y)  # nothing traced
-                elif type(x) is float or type(x) is int:
-                    trace, x_value, y_value = y.trace, x, y.value
-                    if type(y_value) is not Box:
-                        constant, parents = True, ((1, y.index),)
-                if parents is not None:
-                    rules = op.vjp_rules
-                    if rules is None or (constant and type(rules) is tuple and len(rules) < 2):
-                        parents = None  # no rules, or a constant that may be a setting
-                    else:
-                        values, ans = (x_value, y_value), raw_fn(x_value, y_value)
-                        calling = 2 if type(rules) is tuple else VARIADIC
-            elif type(x) is Box:
-                trace, x_value, rules = x.trace, x.value, op.vjp_rules
-                if type(x_value) is not Box and rules is not None:
-                    parents, values, ans = ((0, x.index),), (x_value,), raw_fn(x_value)
-                    calling = 1 if type(rules) is tuple else VARIADIC
-            elif x is not _ABSENT:
+        # argument; real, so the result is real), no settings, one rule per argument (a
+        # variadic op takes the general path). The two leading arguments are named so that
+        # these calls need no tuple of arguments; every other call returns early.
+        if more or params or x is _ABSENT:
+            return _recorded(op, () if x is _ABSENT else (x,) if y is _ABSENT else (x, y, *more),
+                             params)
+        if y is _ABSENT:
+            if type(x) is not Box:
                 return raw_fn(x)  # nothing traced
-        if parents is None:
-            args = () if x is _ABSENT else (x,) if y is _ABSENT else (x, y, *more)
-            trace = None
-            for arg in args:
-                if type(arg) is Box and (trace is None or arg.trace.level > trace.level):
-                    trace = arg.trace
-            if trace is None:
-                return raw_fn(*args, **params) if params else raw_fn(*args)
+            trace, x_value, rules = x.trace, x.value, op.vjp_rules
+            if type(x_value) is Box or type(rules) is not tuple:
+                return _recorded(op, (x,), params)
+            parents, values, ans, calling = ((0, x.index),), (x_value,), raw_fn(x_value), 1
+        else:
+            constant = False
+            if type(x) is Box:
+                trace, x_value = x.trace, x.value
+                if type(y) is Box:
+                    y_value = y.value
+                    if y.trace is not trace or type(x_value) is Box or type(y_value) is Box:
+                        return _recorded(op, (x, y), params)
+                    parents = ((0, x.index), (1, y.index))
+                elif (type(y) is float or type(y) is int) and type(x_value) is not Box:
+                    y_value, constant, parents = y, True, ((0, x.index),)
+                else:
+                    return _recorded(op, (x, y), params)
+            elif type(y) is not Box:
+                return raw_fn(x, y)  # nothing traced
+            elif (type(x) is float or type(x) is int) and type(y.value) is not Box:
+                trace, x_value, y_value = y.trace, x, y.value
+                constant, parents = True, ((1, y.index),)
+            else:
+                return _recorded(op, (x, y), params)
             rules = op.vjp_rules
-            parents, ans, values, params, calling = _traced_call(op, rules, trace, args,
-                                                                 params)
-        tape = trace.tape
+            if type(rules) is not tuple or (constant and len(rules) < 2):
+                return _recorded(op, (x, y), params)  # variadic, no rules, or a setting
+            values, ans, calling = (x_value, y_value), raw_fn(x_value, y_value), 2
+        tape = trace.tape  # as _recorded records, spelled out here to save a call
         tape.append((op, rules, parents, ans, values, params, calling))
         box = _new(Box)  # as Box(ans, trace, index), without a call to __init__
         box.value, box.trace, box.index = ans, trace, len(tape) - 1
@@ -154,16 +146,30 @@ def primitive(raw_fn: Callable) -> Callable:
 
 _new = object.__new__
 _ABSENT = object()  # an argument not given
-# How the sweep calls the rules of a tape entry (its `calling`): VARIADIC, one rule for
-# every argument; 1 or 2, `rule(g, ans, *args)` with that many arguments spelled out
-# (cheaper than the unpacking); 0, `rule(g, ans, *args, **params)`.
-VARIADIC = -1
 
 
-def _traced_call(op: Callable, rules: Any, trace: Trace, args: tuple, params: dict) -> tuple:
-    """Call `op` on the values inside the boxes of `trace` among `args`; returns what its
-    tape entry records: `(parents, ans, values, params, calling)`, settings passed by
-    keyword."""
+def _recorded(op: Callable, args: tuple, params: dict) -> Any:
+    """`op(*args, **params)` by the general path: boxed and recorded on the innermost trace
+    among `args`, or `op.raw`'s plain result when nothing is traced."""
+    trace = None
+    for arg in args:
+        if type(arg) is Box and (trace is None or arg.trace.level > trace.level):
+            trace = arg.trace
+    if trace is None:
+        return op.raw(*args, **params) if params else op.raw(*args)
+    entry = _traced_call(op, trace, args, params)
+    tape = trace.tape
+    tape.append(entry)
+    box = _new(Box)
+    box.value, box.trace, box.index = entry[3], trace, len(tape) - 1
+    return box
+
+
+def _traced_call(op: Callable, trace: Trace, args: tuple, params: dict) -> tuple:
+    """Call `op` on the values inside the boxes of `trace` among `args`; returns its tape
+    entry, settings passed by keyword, one rule per argument (a variadic op's rule told
+    each argument's position)."""
+    rules = op.vjp_rules
     if rules is None:
         raise TypeError(
             f"autodiff: {op.__name__} has no gradient rules; give it some with defvjp, "
@@ -188,12 +194,14 @@ def _traced_call(op: Callable, rules: Any, trace: Trace, args: tuple, params: di
     # keyword settings, do they need sorting out.
     if params or (constants and type(rules) is tuple and len(args) > len(rules)):
         values, params = settings_by_keyword(op, rules, values, params, parents)
-    if type(rules) is not tuple:
-        calling = VARIADIC
-    else:
-        calling = 0 if params or len(values) > 2 else len(values)
+    if type(rules) is not tuple:  # variadic: `rule(argnum, g, ans, *args, **params)`
+        rules = tuple(functools.partial(rules, argnum) for argnum in range(len(values)))
+    # How the sweep calls the rules (the entry's `calling`): 1 or 2, `rule(g, ans, *args)`
+    # with that many arguments spelled out (cheaper than the unpacking); 0,
+    # `rule(g, ans, *args, **params)`.
+    calling = 0 if params or len(values) > 2 else len(values)
     if nested:
-        return parents, op(*values, **params), values, params, calling
+        return op, rules, parents, op(*values, **params), values, params, calling
     ans = op.raw(*values, **params) if params else op.raw(*values)
     # Traced values are real (inputs are checked), so a complex result can only come
     # from a complex constant among the arguments.
@@ -208,7 +216,7 @@ def _traced_call(op: Callable, rules: Any, trace: Trace, args: tuple, params: di
                 "complex numbers are not supported: differentiate the real and imaginary "
                 "parts as separate float arrays"
             )
-    return parents, ans, values, params, calling
+    return op, rules, parents, ans, values, params, calling
 
 
 def defvjp(op: Callable, *rules: Callable | None, fit: Callable | None = None) -> None:
@@ -238,8 +246,9 @@ def nondifferentiable(raw_fn: Callable) -> Callable:
 
     @functools.wraps(raw_fn)
     def op(*args, **params):
-        if len(args) == 2 and not params and type(args[0]) is Box:
-            return raw_fn(unbox(args[0]), unbox(args[1]))  # a comparison such as x > 0
+        if len(args) == 2 and not params and type(args[0]) is Box:  # a comparison: x > 0
+            x, y = args
+            return raw_fn(unbox(x), unbox(y) if type(y) is Box else y)
         for arg in args:
             if type(arg) is Box:
                 return raw_fn(*[unbox(a) if type(a) is Box else a for a in args], **params)
@@ -318,21 +327,18 @@ def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[in
             continue  # an input: its cotangent is a result
         cotangents[index] = None  # no longer needed: free it as the sweep goes
         for argnum, parent in parents:
-            if calling < 0:  # VARIADIC
-                cotangent = rules(argnum, g, ans, *args, **params)
+            try:
+                rule = rules[argnum]
+            except IndexError:  # a traced argument past the rules: as for None
+                continue
+            if rule is None:
+                continue  # not differentiable in this argument: a constant
+            if calling == 2:
+                cotangent = rule(g, ans, args[0], args[1])
+            elif calling == 1:
+                cotangent = rule(g, ans, args[0])
             else:
-                try:
-                    rule = rules[argnum]
-                except IndexError:  # a traced argument past the rules: as for None
-                    continue
-                if rule is None:
-                    continue  # not differentiable in this argument: a constant
-                if calling == 2:
-                    cotangent = rule(g, ans, args[0], args[1])
-                elif calling == 1:
-                    cotangent = rule(g, ans, args[0])
-                else:
-                    cotangent = rule(g, ans, *args, **params)
+                cotangent = rule(g, ans, *args, **params)
             arg = args[argnum]
             try:
                 fits = cotangent.shape == arg.shape and cotangent.dtype is arg.dtype

@@ -102,10 +102,10 @@ def _result_leaf(cotangent: Any, leaf: Any, callers: set) -> Any:
     return cotangent
 
 
-def _caller_arrays(trees: Sequence[Any], ids: set | None = None) -> set:
+def _caller_arrays(trees: Sequence[Any]) -> set:
     """The ids of the memory blocks (the arrays that own them) of every array in `trees`:
-    the arguments, the cotangents given to vjp (added to `ids` when given)."""
-    ids = set() if ids is None else ids
+    the arguments, the cotangents given to vjp."""
+    ids = set()
     for tree in trees:
         for leaf in (tree,) if type(tree) is np.ndarray else tree_flatten(tree)[0]:
             if type(leaf) is np.ndarray:
@@ -121,10 +121,14 @@ def _cotangents(trace: Trace, boxed, seeds, callers: set) -> list:
     flat = backward(trace, seeds, inputs) if seeds else [None] * len(inputs)
     grads, position = [], 0
     for leaves, treedef, _ in boxed:
+        if treedef is LEAF:  # one array: the common case, without the slice and the list
+            grads.append(_returned(flat[position], leaves[0], callers))
+            position += 1
+            continue
         part = flat[position:position + len(leaves)]
         position += len(leaves)
         results = [_returned(c, x, callers) for c, x in zip(part, leaves)]
-        grads.append(results[0] if treedef is LEAF else tree_unflatten(treedef, results))
+        grads.append(tree_unflatten(treedef, results))
     return grads
 
 
@@ -230,6 +234,10 @@ def _checked_cotangent(ct: Any, out: Any, k: int) -> Any:
 
 
 def _scalar_seed(out: Any, trace: Trace, name: str) -> list:
+    if type(out) is Box and out.trace is trace:  # the common case, first
+        value = out.value
+        if getattr(value, "shape", None) == ():  # a 0-d array or a NumPy scalar
+            return [(out.index, np.array(1, dtype=value.dtype))]
     value = value_at(out, trace)
     shape = getattr(value, "shape", None)
     if shape is None:
@@ -272,10 +280,10 @@ def value_and_grad(
             out, aux = out
         seeds = _scalar_seed(out, trace, "grad")
         # The boxed arguments were flattened already: only the others are flattened here.
-        callers = _caller_arrays([a for i, a in enumerate(args) if i not in unique]
-                                 if len(unique) < len(args) else ())
-        for leaves, _, _ in boxed:
-            _caller_arrays(leaves, callers)
+        trees = [leaf for leaves, _, _ in boxed for leaf in leaves]
+        if len(unique) < len(args):
+            trees += [a for i, a in enumerate(args) if i not in unique]
+        callers = _caller_arrays(trees)
         grads = _cotangents(trace, boxed, seeds, callers)
         grads = tuple(grads) if unique == wanted else _per_argnum(grads, unique, wanted)
         grads = grads[0] if single else grads
