@@ -1,4 +1,4 @@
-"""What Python's lock costs the two shards of a training step, on the default MLP recipe.
+"""What Python's lock costs the two shards of a training step: the MLP recipe, batch 128.
 
     python bench/lock.py [--repeats 7] [--steps 200]
 
@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -75,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     keep_freed_memory()
     rng = np.random.default_rng(0)
-    settings = RECIPES["mlp"]
+    settings = replace(RECIPES["mlp"], batch_size=BATCH)
     network = build_model(settings)
     params = network.init(rng)
     x = (rng.random((BATCH, 784)) * (rng.random((BATCH, 784)) < 0.2)).astype(np.float32)

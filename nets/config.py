@@ -148,12 +148,15 @@ def _number(name: str, value: Any, what: str, positive: bool = False) -> None:
 
 # Shifts of one pixel are what lifts the MLP from about 98.2% to about 98.7% in the same
 # ten epochs: without them it learns the training set (99.95%) and stops improving. The
-# field defaults stay neutral (no shift), for data that are not images.
-MLP = Settings(shift=1)
+# field defaults stay neutral (no shift), for data that are not images. Batches of 256 at
+# twice the rate reach the accuracy of 128 at 1e-3 (98.67% against 98.58%, seeds 0-2) in
+# two thirds of the time: half the steps, each of them less than twice the work.
+MLP = Settings(shift=1, batch_size=256, lr=2e-3)
 # A small CNN trained briefly at a high rate: 16 and 32 channels cost about a quarter of 32
 # and 64 per step, and with one-pixel shifts and Adam at 3e-3 on the cosine schedule, nine
 # epochs reach 99.4% in under a minute on two cores (see the README); seven gave 99.31%.
-CNN = replace(MLP, model="cnn", layers=(), channels=(16, 32), lr=3e-3, epochs=9, shift=1)
+CNN = replace(MLP, model="cnn", layers=(), channels=(16, 32), lr=3e-3, batch_size=128,
+              epochs=9, shift=1)
 # The conv blocks of every cnn before `channels` was a setting: files that do not name
 # their channels were trained with these.
 EARLIER_CNN_CHANNELS = (32, 64)

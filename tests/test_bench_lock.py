@@ -17,6 +17,7 @@ def test_lock_bench_prints_a_figure_for_each_setting():
     done = subprocess.run([sys.executable, "bench/lock.py", "--repeats", "1", "--steps", "2"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert "batch 128 in shards of 64 rows" in done.stdout  # two shards, whatever the recipe
     names = re.findall(r"^  (.+?) +[\d.]+ \([\d.]+-[\d.]+\)$", done.stdout, re.M)
     assert names == ["one shard alone", "one shard next to a product",
                      "one shard next to a free shard", "two shards together (per step)",

@@ -13,7 +13,9 @@ def test_recipes_are_settings_and_pass_the_check():
     assert RECIPES == {"mlp": MLP, "cnn": CNN, "seed": SEED}
     for recipe in RECIPES.values():
         assert isinstance(recipe, Settings) and recipe.check() is recipe
-    assert MLP == Settings(shift=1) and MLP.layers == (784, 256, 128, 10)
+    assert MLP == Settings(shift=1, batch_size=256, lr=2e-3)
+    assert MLP.layers == (784, 256, 128, 10)
+    assert CNN.batch_size == 128 and CNN.lr == 3e-3
     assert CNN.model == "cnn" and CNN.layers == () and CNN.channels and CNN.shift >= 1
     assert MLP.channels == () and SEED.channels == ()
     assert (SEED.layers, SEED.cost, SEED.optimizer, SEED.batch_size, SEED.lr, SEED.init,
@@ -68,11 +70,11 @@ def test_check_names_the_setting(changes, words):
 
 
 def test_check_against_the_data():
-    MLP.check(input_size=784, num_classes=10, examples=128)
+    MLP.check(input_size=784, num_classes=10, examples=256)
     with pytest.raises(ConfigError, match="784 input pixels and the last the 10 classes"):
         dataclasses.replace(MLP, layers=(100, 10)).check(input_size=784, num_classes=10)
-    with pytest.raises(ConfigError, match="batch size 128 is larger than the 127"):
-        MLP.check(examples=127)
+    with pytest.raises(ConfigError, match="batch size 256 is larger than the 255"):
+        MLP.check(examples=255)
     CNN.check(input_size=784, num_classes=10)  # the cnn has no sizes to fit
 
 

@@ -38,7 +38,7 @@ def no_debug_env(monkeypatch):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("fake-mnist")
-    write_fake_mnist(directory, 300, 60, np.random.default_rng(4))
+    write_fake_mnist(directory, 320, 60, np.random.default_rng(4))
     return directory
 
 

@@ -22,7 +22,7 @@ from digits.modelfile import load_model, save_model
 from nets.config import CNN, MLP
 from nets.errors import CheckpointError, ConfigError, DataError
 
-N_TRAIN, N_TEST, VAL = 200, 60, 50
+N_TRAIN, N_TEST, VAL = 320, 60, 50  # 270 to train: a default batch (256) fits
 TINY = ["--layers", "784,16,10", "--epochs", "1", "--val-size", str(VAL), "--quiet"]
 HISTORY_KEYS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}
 
@@ -538,7 +538,8 @@ def test_help_shows_each_default_once(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: None)" not in text and "default: " not in text
     for flag, default in (("--epochs EPOCHS", f"10; cnn {CNN.epochs}"),
-                          ("--lr LR", f"0.001; cnn {CNN.lr}"), ("--batch-size SIZE", "128"),
+                          ("--lr LR", f"{MLP.lr}; cnn {CNN.lr}"),
+                          ("--batch-size SIZE", f"{MLP.batch_size}; cnn {CNN.batch_size}"),
                           ("--layers LAYERS", "784,256,128,10"),
                           ("--channels CHANNELS", None)):
         section = text.rsplit(flag, 1)[1].split(" --", 1)[0]  # the help line, not the usage

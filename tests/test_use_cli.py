@@ -19,7 +19,7 @@ from digits.modelfile import load_model
 @pytest.fixture(scope="module")
 def fake_dir(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("fake")
-    write_fake_mnist(directory, 300, 60, np.random.default_rng(3))
+    write_fake_mnist(directory, 320, 60, np.random.default_rng(3))
     return directory
 
 
