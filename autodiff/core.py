@@ -105,11 +105,10 @@ def primitive(raw_fn: Callable) -> Callable:
             if type(x) is not Box:
                 return raw_fn(x)  # nothing traced
             trace, x_value, rules = x.trace, x.value, op.vjp_rules
-            if type(x_value) is Box or type(rules) is not tuple:
+            if type(x_value) is Box or type(rules) is not tuple or not rules:
                 return _recorded(op, (x,), params)
             parents, values, ans, calling = ((0, x.index),), (x_value,), raw_fn(x_value), 1
         else:
-            constant = False
             if type(x) is Box:
                 trace, x_value = x.trace, x.value
                 if type(y) is Box:
@@ -118,18 +117,17 @@ def primitive(raw_fn: Callable) -> Callable:
                         return _recorded(op, (x, y), params)
                     parents = ((0, x.index), (1, y.index))
                 elif (type(y) is float or type(y) is int) and type(x_value) is not Box:
-                    y_value, constant, parents = y, True, ((0, x.index),)
+                    y_value, parents = y, ((0, x.index),)
                 else:
                     return _recorded(op, (x, y), params)
             elif type(y) is not Box:
                 return raw_fn(x, y)  # nothing traced
             elif (type(x) is float or type(x) is int) and type(y.value) is not Box:
-                trace, x_value, y_value = y.trace, x, y.value
-                constant, parents = True, ((1, y.index),)
+                trace, x_value, y_value, parents = y.trace, x, y.value, ((1, y.index),)
             else:
                 return _recorded(op, (x, y), params)
             rules = op.vjp_rules
-            if type(rules) is not tuple or (constant and len(rules) < 2):
+            if type(rules) is not tuple or len(rules) < 2:
                 return _recorded(op, (x, y), params)  # variadic, no rules, or a setting
             values, ans, calling = (x_value, y_value), raw_fn(x_value, y_value), 2
         tape = trace.tape  # as _recorded records, spelled out here to save a call
@@ -190,10 +188,18 @@ def _traced_call(op: Callable, trace: Trace, args: tuple, params: dict) -> tuple
         else:
             nested = True
         argnum += 1
-    # Settings given positionally are constants after the data: only then, or with
+    if type(rules) is tuple and parents and parents[-1][0] >= len(rules):
+        # A traced value where the op has no rule: the sweep could only leave it out,
+        # a wrong gradient.
+        raise TypeError(
+            f"autodiff: {op.__name__} has no gradient rule for its argument "
+            f"{parents[-1][0]}, which is traced: give it one with defvjp (None where the "
+            "op is not differentiable), or pass a constant there"
+        )
+    # Arguments past the rules are settings, passed on by keyword: only then, or with
     # keyword settings, do they need sorting out.
-    if params or (constants and type(rules) is tuple and len(args) > len(rules)):
-        values, params = settings_by_keyword(op, rules, values, params, parents)
+    if params or (type(rules) is tuple and len(args) > len(rules)):
+        values, params = settings_by_keyword(op, rules, values, params)
     if type(rules) is not tuple:  # variadic: `rule(argnum, g, ans, *args, **params)`
         rules = tuple(functools.partial(rules, argnum) for argnum in range(len(values)))
     # How the sweep calls the rules (the entry's `calling`): 1 or 2, `rule(g, ans, *args)`
@@ -225,7 +231,9 @@ def defvjp(op: Callable, *rules: Callable | None, fit: Callable | None = None) -
     A rule is `rule(g, ans, *args, **params) -> cotangent of that argument`, where `g` is
     the cotangent of the output `ans`. Rules are written with `autodiff.numpy` ops so that
     they can themselves be differentiated. Settings reach rules by keyword, named as in
-    the op's signature; a setting no rule names is refused on traced values.
+    the op's signature; a setting no rule names is refused on traced values. Positional
+    arguments after the rules are settings: a traced value there is refused too, as it
+    would have no gradient.
 
     The sweep checks every rule's result against its argument's shape and dtype. With
     `fit(cotangent, arg)`, a result that differs is passed through it (an op that
@@ -327,10 +335,7 @@ def backward(trace: Trace, seeds: Sequence[tuple[int, Any]], inputs: Sequence[in
             continue  # an input: its cotangent is a result
         cotangents[index] = None  # no longer needed: free it as the sweep goes
         for argnum, parent in parents:
-            try:
-                rule = rules[argnum]
-            except IndexError:  # a traced argument past the rules: as for None
-                continue
+            rule = rules[argnum]  # every traced argument has one (see _traced_call)
             if rule is None:
                 continue  # not differentiable in this argument: a constant
             if calling == 2:

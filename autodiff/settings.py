@@ -17,18 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 
-def settings_by_keyword(op: Callable, rules: Any, args: list, params: dict, parents: list):
+def settings_by_keyword(op: Callable, rules: Any, args: list, params: dict):
     """Pass settings given positionally (`anp.sum(x, 1)`) by keyword, as rules expect them,
     and refuse up front a setting the rules cannot differentiate (`out=`, `dtype=`...).
-    `args` are the op's arguments, `parents` the (position, tape index) of traced ones."""
+    `args` are the op's arguments."""
     if type(rules) is tuple and len(args) > len(rules):
         names, positional_only = _parameters(op.raw)
         data = builtins.max(len(rules), positional_only) if names else len(args)
         extra = dict(zip(names[data:], args[data:]))
         if len(extra) < len(args) - data or extra.keys() & params.keys():
             raise TypeError(f"autodiff: {op.__name__} got too many or repeated arguments")
-        if builtins.any(argnum >= data for argnum, _ in parents):
-            raise TypeError(f"autodiff: {op.__name__} got a traced value as a setting")
         args, params = args[:data], {**extra, **params}
     accepted = _rule_keywords(rules)
     if accepted is not None and params.keys() <= accepted and "out" not in params:

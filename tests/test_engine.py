@@ -340,6 +340,45 @@ def test_an_op_without_rules_refuses_traced_input():
         grad(lambda x: no_rules(x))(1.0)
 
 
+def test_a_traced_argument_without_a_rule_is_refused_not_left_out():
+    # Leaving such an argument out of the sweep would be a wrong gradient: f(a, a) = a^2
+    # would give a where 2a is right.
+    @primitive
+    def times(a, b, scale=1.0):
+        return a * b * scale
+
+    defvjp(times, lambda g, ans, a, b, scale=1.0: g * b * scale)  # none for b
+
+    @primitive
+    def product3(a, b, c):
+        return a * b * c
+
+    defvjp(product3, lambda g, ans, a, b, c: g * b * c, lambda g, ans, a, b, c: g * a * c)
+
+    @primitive
+    def sine(x):
+        return np.sin(x)
+
+    defvjp(sine)  # no rules at all
+
+    a, b = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    calls = [
+        lambda: grad(lambda a, b: anp.sum(times(a, b)), argnums=(0, 1))(a, b),  # two boxes
+        lambda: grad(lambda a: anp.sum(times(a, a)))(a),
+        lambda: grad(lambda b: anp.sum(times(a, b)))(b),  # a constant first
+        lambda: grad(lambda a, b: anp.sum(times(a, b, scale=2.0)), argnums=(0, 1))(a, b),
+        lambda: grad(lambda a: anp.sum(times(a, 2.0 * a, 3.0)))(a),
+        lambda: grad(lambda a: anp.sum(product3(a, a, a)))(a),
+        lambda: grad(lambda a: anp.sum(sine(a)))(a),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="no gradient rule for its argument"):
+            call()
+    # Where the argument is a constant, the op is differentiable as declared.
+    assert np.array_equal(grad(lambda a: anp.sum(times(a, b)))(a), b)
+    assert np.array_equal(grad(lambda a: anp.sum(times(a, b, 2.0)))(a), 2 * b)
+
+
 def test_check_grads_catches_a_wrong_rule():
     @primitive
     def wrong_sin(x):
