@@ -15,9 +15,9 @@ tape without the two ever being confused.
 Invariants:
 - a tape entry is `(op, rules, parents, ans, args, params, calling)`: `parents` pairs each
   traced argument position with the tape index of the entry that produced it, `rules` are
-  the op's `vjp_rules` when it ran, one per argument (a variadic op's single rule is
-  bound to each position), `calling` says how the sweep calls them (see `_traced_call`);
-  inputs are entries whose op is None;
+  the op's `vjp_rules` when it ran, one per data argument (a variadic op's single rule
+  bound to each position; settings after the data have none), `calling` says how the
+  sweep calls them (see `_traced_call`); inputs are entries whose op is None;
 - no complex value is ever recorded: complex numbers are refused, not half-differentiated;
 - cotangents are summed out of place (`a + b`): a rule may return the very array it was
   given, so an in-place sum could corrupt another cotangent;
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from autodiff.settings import settings_by_keyword
+from autodiff.settings import argument_name, settings_by_keyword
 
 _levels = itertools.count(1)
 _NO_PARAMS: dict = {}  # the settings of every input entry (tape entries are never changed)
@@ -86,7 +86,8 @@ def primitive(raw_fn: Callable) -> Callable:
 
     Give it rules with `defvjp`; they live in `op.vjp_rules`, read at every call, and
     `op.raw` is `raw_fn`. Called with no boxes among its arguments, the op calls `raw_fn`
-    directly, so code that is not being differentiated pays a type check per argument.
+    (directly for one or two arguments and no settings), so code that is not being
+    differentiated pays little more than a type check per argument.
     """
 
     @functools.wraps(raw_fn)
@@ -165,8 +166,8 @@ def _recorded(op: Callable, args: tuple, params: dict) -> Any:
 
 def _traced_call(op: Callable, trace: Trace, args: tuple, params: dict) -> tuple:
     """Call `op` on the values inside the boxes of `trace` among `args`; returns its tape
-    entry, settings passed by keyword, one rule per argument (a variadic op's rule told
-    each argument's position)."""
+    entry, settings passed by keyword, a variadic op's rule told each argument's
+    position."""
     rules = op.vjp_rules
     if rules is None:
         raise TypeError(
@@ -188,17 +189,15 @@ def _traced_call(op: Callable, trace: Trace, args: tuple, params: dict) -> tuple
         else:
             nested = True
         argnum += 1
-    if type(rules) is tuple and parents and parents[-1][0] >= len(rules):
-        # A traced value where the op has no rule: the sweep could only leave it out,
-        # a wrong gradient.
-        raise TypeError(
-            f"autodiff: {op.__name__} has no gradient rule for its argument "
-            f"{parents[-1][0]}, which is traced: give it one with defvjp (None where the "
-            "op is not differentiable), or pass a constant there"
-        )
     # Arguments past the rules are settings, passed on by keyword: only then, or with
-    # keyword settings, do they need sorting out.
-    if params or (type(rules) is tuple and len(args) > len(rules)):
+    # keyword settings, do they need sorting out. A traced value there, of this trace or
+    # an outer one, would have no gradient (the sweep could only leave it out): refused.
+    if type(rules) is tuple and len(args) > len(rules):
+        for argnum in range(len(rules), len(args)):
+            if type(args[argnum]) is Box:
+                raise _traced_setting(op, argnum)
+        values, params = settings_by_keyword(op, rules, values, params)
+    elif params:
         values, params = settings_by_keyword(op, rules, values, params)
     if type(rules) is not tuple:  # variadic: `rule(argnum, g, ans, *args, **params)`
         rules = tuple(functools.partial(rules, argnum) for argnum in range(len(values)))
@@ -223,6 +222,16 @@ def _traced_call(op: Callable, trace: Trace, args: tuple, params: dict) -> tuple
                 "parts as separate float arrays"
             )
     return op, rules, parents, ans, values, params, calling
+
+
+def _traced_setting(op: Callable, argnum: int) -> TypeError:
+    name = argument_name(op.raw, argnum)
+    return TypeError(
+        f"autodiff: {op.__name__} got a traced value as argument {argnum}"
+        f"{f' ({name})' if name else ''}, where it has no gradient rule: a setting takes a "
+        "constant; for data, give the op a rule there with defvjp (None where it is not "
+        "differentiable)"
+    )
 
 
 def defvjp(op: Callable, *rules: Callable | None, fit: Callable | None = None) -> None:

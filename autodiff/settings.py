@@ -64,6 +64,12 @@ def refuse_given(op_name: str, **settings: Any) -> None:
             raise refusal(op_name, setting)
 
 
+def argument_name(fn: Callable, argnum: int) -> str | None:
+    """The name of `fn`'s positional parameter number `argnum`, or None."""
+    names, _ = _parameters(fn)
+    return names[argnum] if argnum < len(names) else None
+
+
 @functools.cache
 def _parameters(fn: Callable) -> tuple[tuple, int]:
     """The names of `fn`'s parameters that can be given positionally, and how many of

@@ -116,7 +116,7 @@ def main() -> None:
                 figures.setdefault(name, []).append(way(args.steps))
     finally:
         parallel.set_threads(1)
-    print(f"default MLP, batch {BATCH} in shards of {rows} rows; ms, median (min-max) of "
+    print(f"MLP recipe, batch {BATCH} in shards of {rows} rows; ms, median (min-max) of "
           f"{args.repeats}")
     for name, values in figures.items():
         ms = np.array(values) * 1e3

@@ -1,6 +1,7 @@
 """What cutting a batch into shards is worth: one training step's forward and backward
 (the training loop's own step: value_and_grad of the cost, and for shards the sum of
-their weighted gradients) for the default CNN and MLP recipes, computed whole and as
+their weighted gradients) for the CNN and MLP recipes, in batches of --batch whatever the
+recipe's own batch (the MLP's is 256), computed whole and as
 shards, on one thread and on the engine's threads (one per core; DIGITS_THREADS). Whole
 on the threads, the products of 50 million multiply-adds and more are shared out
 (autodiff.parallel.matmul); as shards, the shards are (autodiff.parallel.run).
