@@ -17,6 +17,19 @@ from autodiff.transforms import _zeros_like, grad, vjp
 from autodiff.tree import tree_flatten, tree_map
 
 
+def _argument_tuples(primals: Any, tangents: Any, name: str) -> tuple[tuple, tuple]:
+    """`primals` and `tangents` as tuples of arguments, or a TypeError: an array would
+    otherwise be taken apart along its first axis, one argument per row."""
+    for what, given in (("primals", primals), ("tangents", tangents)):
+        if not isinstance(given, (tuple, list)):
+            raise TypeError(
+                f"{name}: {what} must be a tuple or list with one entry per argument of the "
+                f"function, got a {type(given).__name__}; write {name}(f, (x,), (v,)) for "
+                "one argument"
+            )
+    return tuple(primals), tuple(tangents)
+
+
 def _check_tangents(primals: tuple, tangents: tuple, name: str) -> None:
     p_leaves, p_def = tree_flatten(primals)
     t_leaves, t_def = tree_flatten(tangents)
@@ -43,7 +56,7 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple
     `u`, so its own vjp, taken at any `u` (zeros here) with cotangent `tangents`, is
     `J tangents`. Costs about three times `fun`'s evaluation; nests with the other transforms.
     """
-    primals, tangents = tuple(primals), tuple(tangents)
+    primals, tangents = _argument_tuples(primals, tangents, "jvp")
     _check_tangents(primals, tangents, "jvp")
     out, vjp_fn = vjp(fun, *primals)
     zeros = tree_map(_zeros_like, out)
@@ -60,7 +73,7 @@ def hvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
     `primals[0]`. Computed reverse-over-reverse: by the symmetry of the Hessian it is the
     gradient with respect to argument 0 of `sum_j <grad_j fun, tangents[j]>`.
     """
-    primals, tangents = tuple(primals), tuple(tangents)
+    primals, tangents = _argument_tuples(primals, tangents, "hvp")
     _check_tangents(primals, tangents, "hvp")
     every = tuple(range(len(primals)))
 

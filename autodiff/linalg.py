@@ -5,13 +5,13 @@ are the matrix). Rules are written with `autodiff.numpy` ops, so they differenti
 any order. Conventions where the derivative does not exist:
 - `norm` at 0 (2-norm, p-norms, 'fro'): the gradient is 0, a subgradient, as for `abs`;
   derivatives of second and higher order at 0 are those of that subgradient expression.
-- `inv`, `solve`, `det`, `slogdet` of a singular matrix: the backward pass raises NumPy's
-  LinAlgError (the gradient of `det` there is the adjugate, which is not computed).
+- `inv`, `solve` of a singular matrix: NumPy's LinAlgError, from the forward pass; the
+  gradient of `det`, `slogdet` there: a LinAlgError saying so (the gradient of `det` is
+  then the adjugate, which is not computed).
 """
 
 from __future__ import annotations
 
-import operator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -110,8 +110,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
         if nd not in (1, 2):
             raise ValueError("anp.linalg.norm: ord needs a 1-D or 2-D x, or an axis")
         axis = tuple(range(nd))
-    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    axes = tuple(operator.index(a) % max(nd, 1) for a in axes)
+    axes = anp._axes(axis, nd)  # NumPy's AxisError for an axis out of range
     if len(axes) == 1:
         return _vector_norm(x, ord, axes, keepdims)
     if len(axes) == 2 and axes[0] != axes[1]:
@@ -149,9 +148,21 @@ def _solve_rule_b(g, ans, a, b):
 solve = primitive(np.linalg.solve)
 defvjp(solve, _solve_rule_a, _solve_rule_b)
 
+def _inverse_in_rule(a: Any, name: str) -> Any:
+    """inv(a) for the rule of `name`, or an error that says which gradient needed it."""
+    try:
+        return inv(a)
+    except np.linalg.LinAlgError:
+        raise np.linalg.LinAlgError(
+            f"autodiff: the gradient of {name} needs the inverse of the matrix, which is "
+            "singular: the gradient there (for det, the adjugate) is not computed. Keep the "
+            "matrix away from singular (e.g. add a small multiple of the identity)"
+        ) from None
+
+
 det = primitive(np.linalg.det)
 # d det(a) = det(a) tr(inv(a) da)
-defvjp(det, lambda g, ans, a: _as_matrix(g * ans) * _mT(inv(a)))
+defvjp(det, lambda g, ans, a: _as_matrix(g * ans) * _mT(_inverse_in_rule(a, "det")))
 
 
 def _logabsdet(a):
@@ -161,7 +172,7 @@ def _logabsdet(a):
 logabsdet = primitive(_logabsdet)
 logabsdet.__name__ = "logabsdet"
 # d log|det(a)| = tr(inv(a) da)
-defvjp(logabsdet, lambda g, ans, a: _as_matrix(g) * _mT(inv(a)))
+defvjp(logabsdet, lambda g, ans, a: _as_matrix(g) * _mT(_inverse_in_rule(a, "slogdet")))
 
 
 class SlogdetResult(NamedTuple):

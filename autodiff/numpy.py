@@ -22,6 +22,11 @@ from typing import Any
 
 import numpy as np
 
+try:
+    from numpy.exceptions import AxisError
+except ImportError:  # NumPy before 1.25
+    from numpy import AxisError
+
 from autodiff import parallel
 from autodiff.core import (
     Box,
@@ -47,11 +52,19 @@ def _ndim(x: Any) -> int:
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
     """`axis` (None, an int-like, possibly negative, or a sequence of them) as non-negative
     ints in the order given (pairs such as tensordot's keep their order); None means every
-    axis. The forward pass has already checked that they are in range."""
+    axis. An axis out of range is NumPy's AxisError, never wrapped around (a 0-d array
+    takes 0 and -1, as NumPy's reductions do)."""
     if axis is None:
         return tuple(range(ndim))
     axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    return tuple(operator.index(a) % builtins.max(ndim, 1) for a in axes)
+    size = builtins.max(ndim, 1)
+    result = []
+    for a in axes:
+        a = operator.index(a)
+        if not -size <= a < size:
+            raise AxisError(a, ndim)
+        result.append(a % size)
+    return tuple(result)
 
 
 def unbroadcast(g: Any, x: Any) -> Any:
@@ -702,11 +715,17 @@ def tensordot(a, b, axes=2):
     axis pairs `axes = (axes_a, axes_b)`; computed as an `einsum`."""
     nd_a, nd_b = _ndim(a), _ndim(b)
     if isinstance(axes, (int, np.integer)):
-        axes_a, axes_b = tuple(range(nd_a - int(axes), nd_a)), tuple(range(int(axes)))
+        count = int(axes)
+        if not 0 <= count <= builtins.min(nd_a, nd_b):
+            raise ValueError(f"anp.tensordot: axes={count} must be between 0 and the smaller "
+                             f"rank, {builtins.min(nd_a, nd_b)} (the ranks are {nd_a} and {nd_b})")
+        axes_a, axes_b = tuple(range(nd_a - count, nd_a)), tuple(range(count))
     else:
         axes_a, axes_b = (_axes(ax, n) for ax, n in zip(axes, (nd_a, nd_b)))
     if len(axes_a) != len(axes_b):
         raise ValueError("anp.tensordot: the axes of a and b to sum over differ in number")
+    if len(set(axes_a)) < len(axes_a) or len(set(axes_b)) < len(axes_b):
+        raise ValueError(f"anp.tensordot: an axis is named twice in axes={axes!r}")
     labels_a = _LETTERS[:nd_a]
     fresh = iter(_LETTERS[nd_a:])
     summed = dict(zip(axes_b, (labels_a[i] for i in axes_a)))
@@ -961,7 +980,10 @@ defvjp(
 def repeat(a, repeats, axis=None):
     """Repeat each element of `a` (flattened when `axis` is None) `repeats` times: a take
     of each source index repeated, so the gradient sums over the copies."""
-    n = int(np.prod(_shape(a), dtype=np.int64)) if axis is None else _shape(a)[axis]
+    if axis is None:
+        n = int(np.prod(_shape(a), dtype=np.int64))
+    else:
+        n = _shape(a)[_axes(axis, _ndim(a))[0]]  # NumPy's AxisError when out of range
     return take(a, np.repeat(np.arange(n), repeats), axis=axis)
 
 
@@ -1184,8 +1206,18 @@ def asarray(a, dtype=None, order=None, *, device=None, copy=None, like=None):
 
 def stop_gradient(x: Any) -> Any:
     """`x` (a pytree of arrays) as constants: its value passes, no gradient flows back
-    through it, at any order of differentiation."""
-    return tree_map(unbox, x)
+    through it, at any order of differentiation. A traced array comes back as a read-only
+    view: the tape still reads that memory, so writing into it would change the gradient
+    (`.copy()` it to get an array of your own)."""
+    return tree_map(_constant, x)
+
+
+def _constant(x: Any) -> Any:
+    value = unbox(x)
+    if type(x) is Box and type(value) is np.ndarray:
+        value = value.view()
+        value.flags.writeable = False
+    return value
 
 
 # ------------------------------------------------------------------ Box operators

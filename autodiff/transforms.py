@@ -88,17 +88,20 @@ def _box_args(trace: Trace, args: Sequence[Any], argnums: tuple[int, ...], name:
     return args, boxed
 
 
-def _result_leaf(cotangent: Any, leaf: Any, callers: set) -> Any:
+def _result_leaf(cotangent: Any, leaf: Any, taken: set) -> Any:
     """The gradient of `leaf` as returned to the caller: in its shape and dtype, and never
-    sharing memory with an array the caller passed in (a rule may hand back the very
-    array it was given: an identity, a reshape view)."""
+    sharing memory with a block in `taken` (the ids of the arrays the caller passed in
+    and of the gradients already returned: a rule may hand back the very array it was
+    given, as an identity or a reshape view, and add's rule gives both arguments the one
+    cotangent). Its own block is added to `taken`."""
     cotangent = _match_leaf(cotangent, leaf)
     if type(cotangent) is np.ndarray:
         root = cotangent
         while isinstance(root.base, np.ndarray):
             root = root.base
-        if id(root) in callers:
-            return cotangent.copy()
+        if id(root) in taken:
+            cotangent = root = cotangent.copy()
+        taken.add(id(root))
     return cotangent
 
 
@@ -116,7 +119,9 @@ def _caller_arrays(trees: Sequence[Any]) -> set:
 
 
 def _cotangents(trace: Trace, boxed, seeds, callers: set) -> list:
-    """One gradient pytree per boxed argument, from `(tape index, cotangent)` seeds."""
+    """One gradient pytree per boxed argument, from `(tape index, cotangent)` seeds; no
+    two of them, and none with an array of `callers` (ids, see `_caller_arrays`), share
+    memory. `callers` is a set of this call's own: the gradients' ids are added to it."""
     inputs = [box.index for _, _, boxes in boxed for box in boxes]
     flat = backward(trace, seeds, inputs) if seeds else [None] * len(inputs)
     grads, position = [], 0
@@ -132,13 +137,14 @@ def _cotangents(trace: Trace, boxed, seeds, callers: set) -> list:
     return grads
 
 
-def _returned(cotangent: Any, leaf: Any, callers: set) -> Any:
-    # An array of its own memory and the leaf's type and dtype, not the caller's, is
-    # returned as it is: the common case is tested here, without a call.
+def _returned(cotangent: Any, leaf: Any, taken: set) -> Any:
+    # An array of its own memory and the leaf's type and dtype, not taken, is returned
+    # as it is: the common case is tested here, without a call.
     if (type(cotangent) is np.ndarray and cotangent.base is None and type(leaf) is np.ndarray
-            and cotangent.dtype is leaf.dtype and id(cotangent) not in callers):
+            and cotangent.dtype is leaf.dtype and id(cotangent) not in taken):
+        taken.add(id(cotangent))
         return cotangent
-    return _result_leaf(cotangent, leaf, callers)
+    return _result_leaf(cotangent, leaf, taken)
 
 
 def _check_argnums(argnums: Any, name: str) -> tuple[tuple[int, ...], bool]:
@@ -234,9 +240,12 @@ def _checked_cotangent(ct: Any, out: Any, k: int) -> Any:
 
 
 def _scalar_seed(out: Any, trace: Trace, name: str) -> list:
+    """The seed of the sweep for a scalar output: its cotangent 1; a clear error for an
+    output that is not a float scalar."""
     if type(out) is Box and out.trace is trace:  # the common case, first
         value = out.value
-        if getattr(value, "shape", None) == ():  # a 0-d array or a NumPy scalar
+        # a float 0-d array or NumPy scalar
+        if getattr(value, "shape", None) == () and value.dtype.kind == "f":
             return [(out.index, np.array(1, dtype=value.dtype))]
     value = value_at(out, trace)
     shape = getattr(value, "shape", None)
@@ -248,9 +257,16 @@ def _scalar_seed(out: Any, trace: Trace, name: str) -> list:
             f"{name} needs a function that returns a scalar, but it returned {what}; "
             "reduce it (e.g. anp.sum or anp.mean), or use vjp or jacobian for non-scalar outputs"
         )
+    dtype = _leaf_dtype(value)
+    if dtype.kind != "f":  # a count or a comparison: no gradient, not a zero one
+        raise TypeError(
+            f"{name} needs a function that returns a float scalar, but it returned {dtype}; "
+            "an integer or boolean output has no gradient: return the float it is computed "
+            "from (e.g. anp.sum(x) rather than anp.sum(x) > 0)"
+        )
     if type(out) is not Box or out.trace is not trace:
         return []  # the output does not depend on the arguments
-    return [(out.index, np.array(1, dtype=_leaf_dtype(value)))]
+    return [(out.index, np.array(1, dtype=dtype))]
 
 
 def value_and_grad(

@@ -13,7 +13,17 @@ from hypothesis.extra import numpy as hnp
 from strategies import arrays_in
 
 import autodiff.numpy as anp
-from autodiff import check_grads, grad, hessian, jacobian, tree_flatten, value_and_grad, vjp
+from autodiff import (
+    check_grads,
+    grad,
+    hessian,
+    hvp,
+    jacobian,
+    jvp,
+    tree_flatten,
+    value_and_grad,
+    vjp,
+)
 
 rng = np.random.default_rng(0)
 
@@ -404,6 +414,31 @@ def test_returned_gradients_never_share_memory_with_the_caller(fn):
     assert not np.shares_memory(grads, y)
 
 
+@pytest.mark.parametrize("fn", [
+    lambda p: anp.sum(p["u"] + p["w"]),  # add gives both arguments the one cotangent
+    lambda p: anp.sum(p["u"] - (-p["w"])),
+    lambda p: anp.sum(anp.reshape(p["u"], (2, 1)) + anp.reshape(p["w"], (2, 1))),
+    lambda p: anp.sum(p["u"] + p["w"] + p["u"]),
+])
+def test_returned_gradients_never_share_memory_with_each_other(fn):
+    params = {"u": np.array([1.0, 2.0]), "w": np.array([3.0, 4.0])}
+    expected = {k: v.copy() for k, v in grad(fn)(params).items()}
+    g = grad(fn)(params)
+    assert not np.shares_memory(g["u"], g["w"])
+    for key in g:  # scaling each gradient in place, as an optimizer may
+        g[key] *= 0.1
+    for key in g:
+        np.testing.assert_allclose(g[key], 0.1 * expected[key])
+
+    x, y = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    gx, gy = grad(lambda x, y: anp.sum(x + y), argnums=(0, 1))(x, y)
+    assert not np.shares_memory(gx, gy)
+    _, vjp_fn = vjp(lambda x, y: x + y, x, y)
+    seed = np.ones(2)
+    gx, gy = vjp_fn(seed)
+    assert not np.shares_memory(gx, gy) and not np.shares_memory(gx, seed)
+
+
 # ------------------------------------------------------------------- pytrees
 
 
@@ -487,3 +522,72 @@ def test_no_nan_where_the_derivative_is_zero():
         np.testing.assert_array_equal(
             hessian(lambda x: anp.sum(x ** np.array([0.0, 2.0])))(np.zeros(2)),
             [[0.0, 0.0], [0.0, 2.0]])
+
+
+# ------------------------------------------------------------ refusals, not wrong answers
+
+
+@pytest.mark.parametrize("fn", [
+    lambda a: anp.sum(a).astype(int), lambda a: anp.sum(a) > 0, lambda a: 0,
+    lambda a: anp.sum(a > 1.5),
+])
+def test_grad_of_an_integer_or_boolean_output_is_refused(fn):
+    # Such an output has no gradient: a zero one would hide the mistake.
+    with pytest.raises(TypeError, match="returns a float scalar, but it returned (int|bool)"):
+        grad(fn)(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(grad(lambda a: 0.0)(np.array([1.0, 2.0])), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("transform", [jvp, hvp])
+def test_jvp_and_hvp_take_tuples_of_arguments_only(transform):
+    # An array would be taken apart along its first axis, one argument per row.
+    x = np.ones((1, 3))
+    for primals, tangents in ((x, x), (3.0, 1.0), ((x,), x)):
+        with pytest.raises(TypeError, match="must be a tuple or list with one entry per"):
+            transform(lambda a: anp.sum(a ** 3), primals, tangents)
+    result = transform(lambda a: anp.sum(a ** 3), [x], [x])
+    np.testing.assert_allclose(result[1] if transform is jvp else result,
+                               9.0 if transform is jvp else 6 * x)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: anp.linalg.norm(x, axis=5), lambda x: anp.linalg.norm(x, 1, axis=(1, 2)),
+    lambda x: anp.tensordot(x, x, ([3], [0])), lambda x: anp.split(x, 2, axis=3),
+    lambda x: anp.repeat(x, 2, axis=3), lambda x: anp.sum(x, axis=-3),
+    lambda x: anp.linalg.norm(x[0], axis=1),
+])
+def test_an_axis_out_of_range_is_numpys_axis_error_not_wrapped(call):
+    x = np.arange(1.0, 5.0).reshape(2, 2)
+    with pytest.raises(np.exceptions.AxisError):
+        call(x)
+    with pytest.raises(np.exceptions.AxisError):
+        grad(lambda x: anp.sum(call(x)))(x)
+
+
+@pytest.mark.parametrize("axes", [3, -1, ([0, 0], [0, 1])])
+def test_tensordot_refuses_axes_it_cannot_sum_over(axes):
+    x = np.arange(1.0, 5.0).reshape(2, 2)
+    with pytest.raises(ValueError, match="anp.tensordot"):
+        anp.tensordot(x, x, axes)
+
+
+def test_stop_gradient_hands_out_the_taped_array_read_only():
+    # The tape still reads that memory: writing into it would change the gradient.
+    def f(x):
+        y = anp.exp(x)
+        held = anp.stop_gradient(y)
+        held *= 0.0
+        return anp.sum(y)
+
+    with pytest.raises(ValueError, match="read-only"):
+        grad(f)(np.array([0.0, 1.0]))
+    mine = grad(lambda x: anp.sum(x * anp.stop_gradient(x).copy()))(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(mine, [1.0, 2.0])
+    plain = np.ones(2)
+    assert anp.stop_gradient(plain) is plain  # an untraced array passes as it is
+
+
+@pytest.mark.parametrize("fn", [anp.linalg.det, lambda a: anp.linalg.slogdet(a)[1]])
+def test_the_gradient_at_a_singular_matrix_says_why_it_fails(fn):
+    with pytest.raises(np.linalg.LinAlgError, match="gradient of (det|slogdet).*singular"):
+        grad(fn)(np.ones((2, 2)))
