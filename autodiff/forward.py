@@ -13,7 +13,7 @@ import numpy as np
 
 from autodiff import numpy as anp
 from autodiff.core import dtype_of
-from autodiff.transforms import _zeros_like, grad, vjp
+from autodiff.transforms import _differentiable, _zeros_like, grad, vjp
 from autodiff.tree import tree_flatten, tree_map
 
 
@@ -31,6 +31,9 @@ def _argument_tuples(primals: Any, tangents: Any, name: str) -> tuple[tuple, tup
 
 
 def _check_tangents(primals: tuple, tangents: tuple, name: str) -> None:
+    for argnum, primal in enumerate(primals):  # float primals, refused in `name`'s words
+        for leaf in tree_flatten(primal)[0]:
+            _differentiable(leaf, name, argnum)
     p_leaves, p_def = tree_flatten(primals)
     t_leaves, t_def = tree_flatten(tangents)
     if p_def != t_def:

@@ -47,8 +47,14 @@ def _pnorm_rule(g, ans, x, p, axis, keepdims):
     safe = anp.where(anp.equal(ans, 0), np.ones((), dtype=dtype_of(ans)), ans)
     if p == 2:
         return g * x / safe  # d |x|_2 = x / |x|_2
-    # d |x|_p = sign(x) (|x| / |x|_p)^(p - 1)
-    return g * anp.sign(x) * (anp.abs(x) / safe) ** (p - 1)
+    # d |x|_p = sign(x) (|x| / |x|_p)^(p - 1), 0 where x is 0. There the power's base is
+    # replaced by 1 (the result is masked to 0 anyway): for 1 < p < 2 the power's own
+    # derivative at 0 is infinite, and 0 * inf would turn the second derivative NaN
+    # through |x|_p, in every entry.
+    zero = anp.equal(x, 0)
+    ratio = anp.where(zero, np.ones((), dtype=dtype_of(ans)), anp.abs(x) / safe)
+    return g * anp.where(zero, np.zeros((), dtype=dtype_of(ans)),
+                         anp.sign(x) * ratio ** (p - 1))
 
 
 pnorm = primitive(_pnorm)

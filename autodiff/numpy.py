@@ -459,6 +459,8 @@ def _product_of_others(x: Any, axes: tuple[int, ...]) -> Any:
 
 
 def _prod_rule(g, ans, a, axis=None, keepdims=False):
+    if _ndim(a) == 0:  # the product of the one entry (NumPy takes axis 0 or -1 here)
+        return reshape(g, ())
     axes = _axes(axis, _ndim(a))
     return _expand_reduced(g, a, axes, keepdims) * _product_of_others(a, axes)
 
@@ -472,7 +474,7 @@ def _reverse_cumsum(g: Any, axis: int) -> Any:
 
 
 def _cumsum_rule(g, ans, a, axis=None):
-    if axis is None:  # NumPy flattens first
+    if axis is None or _ndim(a) == 0:  # NumPy flattens first (a 0-d a to one entry)
         return reshape(_reverse_cumsum(g, 0), _shape(a))
     return _reverse_cumsum(g, axis)
 
@@ -525,7 +527,7 @@ def _cumprod_vjp(g: Any, x: Any, axis: int) -> Any:
 
 
 def _cumprod_rule(g, ans, a, axis=None):
-    if axis is None:  # NumPy flattens first
+    if axis is None or _ndim(a) == 0:  # NumPy flattens first (a 0-d a to one entry)
         return reshape(_cumprod_vjp(g, ravel(a), 0), _shape(a))
     return _cumprod_vjp(g, a, axis)
 

@@ -591,3 +591,30 @@ def test_stop_gradient_hands_out_the_taped_array_read_only():
 def test_the_gradient_at_a_singular_matrix_says_why_it_fails(fn):
     with pytest.raises(np.linalg.LinAlgError, match="gradient of (det|slogdet).*singular"):
         grad(fn)(np.ones((2, 2)))
+
+
+def test_the_hessian_of_a_p_norm_stays_finite_next_to_a_zero_entry():
+    # For 1 < p < 2 the power in the rule has an infinite derivative at 0; it must not
+    # spread NaN through the norm to every entry. The norm of (a, b, 0) is that of (a, b).
+    x = np.array([1.0, 2.0, 0.0])
+    h = hessian(lambda a: anp.linalg.norm(a, ord=1.5))(x)
+    assert np.all(np.isfinite(h))
+    np.testing.assert_allclose(h[:2, :2], hessian(lambda a: anp.linalg.norm(a, ord=1.5))(x[:2]))
+    np.testing.assert_array_equal(h[2], 0.0)
+    np.testing.assert_array_equal(h[:, 2], 0.0)
+    check_grads(lambda a: anp.linalg.norm(a, ord=1.7), np.array([0.3, -2.0, 1.1]), order=2)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: anp.sum(anp.cumsum(x, axis=0)) * x, lambda x: anp.sum(anp.cumprod(x, axis=0)) * x,
+    lambda x: anp.prod(x, axis=0) * x, lambda x: anp.prod(x, axis=-1, keepdims=True) * x,
+])
+def test_a_0d_array_along_axis_0_differentiates_as_numpy_computes_it(fn):
+    # NumPy takes axis 0 of a 0-d array as its one entry: d(x * x) = 2x, d2 = 2.
+    x = np.array(2.0)
+    assert grad(fn)(x) == 4.0 and hessian(fn)(x) == 2.0
+
+
+def test_jvp_refuses_integer_primals_in_its_own_words():
+    with pytest.raises(TypeError, match="jvp differentiates float inputs only"):
+        jvp(lambda a: a * a, (np.array([1, 2]),), (np.ones(2),))
