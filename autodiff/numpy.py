@@ -282,7 +282,7 @@ def _log_where_positive(x, dtype):
     # and its derivative in y does not exist, so those entries contribute 0 instead of NaN.
     # A constant base (2.0 in 2.0 ** x) is a float64: its log is cast to the result's dtype.
     positive = greater(x, 0)
-    logs = where(positive, log(where(positive, x, 1)), 0)
+    logs = _where_op(positive, log(_where_op(positive, x, 1)), 0)
     return logs if _dtype(logs) == dtype else astype(logs, dtype)
 
 
@@ -291,8 +291,8 @@ def _power_rule_x(g, ans, x, y):
     # x is replaced by 1 there before the power, so that the branch `where` does not
     # select stays finite and its (zero) cotangent cannot become 0 * inf = NaN.
     zero = equal(y, 0)
-    safe_x = where(zero, 1, x) if builtins.any(np.ravel(zero)) else x
-    return where(zero, 0, g * y * safe_x ** (y - 1))
+    safe_x = _where_op(zero, 1, x) if builtins.any(np.ravel(zero)) else x
+    return _where_op(zero, 0, g * y * safe_x ** (y - 1))
 
 
 power = primitive(np.power)
@@ -331,16 +331,27 @@ defvjp(
     fit=unbroadcast,
 )
 
-where = primitive(np.where)
+_where_op = primitive(np.where)  # the op of where(condition, x, y)
 defvjp(
-    where,
+    _where_op,
     None,
-    lambda g, ans, c, x, y: where(c, g, _zero(g)),
-    lambda g, ans, c, x, y: where(c, _zero(g), g),
+    lambda g, ans, c, x, y: _where_op(c, g, _zero(g)),
+    lambda g, ans, c, x, y: _where_op(c, _zero(g), g),
     fit=unbroadcast,
 )
 
-_where_op = where  # for functions whose `where=` setting hides the op
+
+_NOT_GIVEN = object()
+
+
+def where(condition, x=_NOT_GIVEN, y=_NOT_GIVEN, /):
+    """`x` where `condition` holds, `y` elsewhere; with the condition alone, the indices
+    where it holds (`np.nonzero`), constants."""
+    if x is _NOT_GIVEN and y is _NOT_GIVEN:
+        return np.where(unbox(condition))
+    if x is _NOT_GIVEN or y is _NOT_GIVEN:
+        raise ValueError("either both or neither of x and y should be given")
+    return _where_op(condition, x, y)
 
 
 def _zero(g: Any) -> np.ndarray:

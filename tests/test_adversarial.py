@@ -618,3 +618,13 @@ def test_a_0d_array_along_axis_0_differentiates_as_numpy_computes_it(fn):
 def test_jvp_refuses_integer_primals_in_its_own_words():
     with pytest.raises(TypeError, match="jvp differentiates float inputs only"):
         jvp(lambda a: a * a, (np.array([1, 2]),), (np.ones(2),))
+
+
+def test_where_with_the_condition_alone_gives_its_indices_as_numpy_does():
+    x = np.array([1.0, -2.0, 3.0])
+    np.testing.assert_array_equal(grad(lambda x: anp.sum(x[anp.where(x > 0)]))(x), [1, 0, 1])
+    np.testing.assert_array_equal(grad(lambda x: anp.sum(x[anp.where(x)]))(x), [1, 1, 1])
+    (indices,) = grad(lambda x: anp.sum(x) + 0 * len(anp.where(x > 0)[0]), argnums=(0,))(x)
+    np.testing.assert_array_equal(indices, [1, 1, 1])
+    with pytest.raises(ValueError, match="both or neither"):
+        anp.where(x > 0, x)
