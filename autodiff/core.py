@@ -42,13 +42,15 @@ _NO_PARAMS: dict = {}  # the settings of every input entry (tape entries are nev
 
 
 class Trace:
-    """One reverse-mode differentiation in progress: its level and its tape."""
+    """One reverse-mode differentiation in progress: its level and its tape. `done` once
+    the differentiated function has returned: its boxes may no longer be used."""
 
-    __slots__ = ("level", "tape")
+    __slots__ = ("level", "tape", "done")
 
     def __init__(self) -> None:
         self.level = next(_levels)
         self.tape: list[tuple] = []
+        self.done = False
 
     def new_input(self, value: Any) -> Box:
         """Box `value` as an input of this trace (a tape entry with no parents)."""
@@ -152,8 +154,11 @@ def _recorded(op: Callable, args: tuple, params: dict) -> Any:
     among `args`, or `op.raw`'s plain result when nothing is traced."""
     trace = None
     for arg in args:
-        if type(arg) is Box and (trace is None or arg.trace.level > trace.level):
-            trace = arg.trace
+        if type(arg) is Box:
+            if arg.trace.done:  # mixed with another trace's boxes: see escaped_error
+                raise escaped_error()
+            if trace is None or arg.trace.level > trace.level:
+                trace = arg.trace
     if trace is None:
         return op.raw(*args, **params) if params else op.raw(*args)
     entry = _traced_call(op, trace, args, params)
@@ -283,8 +288,28 @@ def unbox(x: Any) -> Any:
 
 
 def value_at(x: Any, trace: Trace) -> Any:
-    """`x` with the boxing of `trace` removed (boxes of outer traces are kept)."""
-    return x.value if type(x) is Box and x.trace is trace else x
+    """`x` with the boxing of `trace` removed (boxes of outer traces are kept); an error
+    for a box of a finished trace."""
+    if type(x) is Box:
+        if x.trace is trace:
+            return x.value
+        if x.trace.done:
+            raise escaped_error()
+    return x
+
+
+def escaped_error() -> TypeError:
+    """The error for a box of a finished transform. Such a box was kept past the call of
+    the function being differentiated (in a list, a global, a closure): recorded on a
+    tape that no sweep will read again, it has no gradient, so using it would give a
+    wrong one. Ops on it alone are still recorded, on the dead tape: the error comes
+    when it meets a live trace's boxes, or leaves a transform as an output."""
+    return TypeError(
+        "autodiff: a traced value of a transform that has already returned (a grad, vjp "
+        "or jacobian of an inner function) was used: it was kept past that call, in a "
+        "list, a global or a closure, where it has no gradient. Return it from that "
+        "function instead (has_aux=True), or keep anp.stop_gradient of it"
+    )
 
 
 def shape_of(x: Any) -> tuple:

@@ -50,7 +50,10 @@ def _record(f: Callable, args: tuple) -> tuple[list[tuple], dict[int, str]]:
         for path, box in zip(tree_paths(treedef), boxes):
             names[box.index] = _leaf_name(arg_name, path)
         boxed_args.append(tree_unflatten(treedef, boxes))
-    f(*boxed_args)
+    try:
+        f(*boxed_args)
+    finally:
+        trace.done = True
     return trace.tape, names
 
 

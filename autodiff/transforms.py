@@ -192,17 +192,25 @@ def vjp(fun: Callable, *args: Any, has_aux: bool = False) -> tuple:
     one entry per argument, each with that argument's structure. `vjp_fn` may be called
     many times. With `has_aux`, `fun` returns `(output, aux)` and vjp returns
     `(output, vjp_fn, aux)`.
+
+    The tape that `vjp_fn` sweeps must not change in between: the arrays of `args` are
+    copied before `fun` runs, and the output and aux arrays `fun` computed come back
+    read-only (`.copy()` them to write).
     """
     trace = Trace()
-    boxed_args, boxed = _box_args(trace, args, tuple(range(len(args))), "vjp")
-    out = fun(*boxed_args)
+    held = tuple(tree_map(_own_copy, arg) for arg in args)
+    boxed_args, boxed = _box_args(trace, held, tuple(range(len(args))), "vjp")
+    try:
+        out = fun(*boxed_args)
+    finally:
+        trace.done = True  # nothing more is recorded: the sweeps only read the tape
     if has_aux:
         if not (isinstance(out, tuple) and len(out) == 2):
             raise TypeError("with has_aux=True the function must return a pair (value, aux)")
         out, aux = out
     out_leaves, out_def = tree_flatten(out)
-    out_value = tree_unflatten(out_def, [value_at(leaf, trace) for leaf in out_leaves])
-    callers = _caller_arrays(args)
+    out_value = tree_unflatten(out_def, [_taped_value(leaf, trace) for leaf in out_leaves])
+    callers = _caller_arrays(args) | _caller_arrays(held)
 
     def vjp_fn(cotangent: Any) -> tuple:
         ct_leaves, ct_def = tree_flatten(cotangent)
@@ -216,8 +224,22 @@ def vjp(fun: Callable, *args: Any, has_aux: bool = False) -> tuple:
         return tuple(_cotangents(trace, boxed, seeds, callers | _caller_arrays((cotangent,))))
 
     if has_aux:
-        return out_value, vjp_fn, tree_map(lambda leaf: value_at(leaf, trace), aux)
+        return out_value, vjp_fn, tree_map(lambda leaf: _taped_value(leaf, trace), aux)
     return out_value, vjp_fn
+
+
+def _own_copy(leaf: Any) -> Any:
+    return leaf.copy() if type(leaf) is np.ndarray else leaf
+
+
+def _taped_value(leaf: Any, trace: Trace) -> Any:
+    """The value of an output leaf; a read-only view where it is an array on the tape
+    (the rules read it: writing into it would change the gradients)."""
+    value = value_at(leaf, trace)
+    if type(leaf) is Box and leaf.trace is trace and type(value) is np.ndarray:
+        value = value.view()
+        value.flags.writeable = False
+    return value
 
 
 def _checked_cotangent(ct: Any, out: Any, k: int) -> Any:
@@ -289,7 +311,10 @@ def value_and_grad(
         wanted, unique = resolved[len(args)]
         trace = Trace()
         boxed_args, boxed = _box_args(trace, args, unique, "grad")
-        out = fun(*boxed_args, **kwargs)
+        try:
+            out = fun(*boxed_args, **kwargs)
+        finally:
+            trace.done = True  # nothing more is recorded: the sweep only reads the tape
         if has_aux:
             if not (isinstance(out, tuple) and len(out) == 2):
                 raise TypeError("with has_aux=True the function must return a pair (value, aux)")

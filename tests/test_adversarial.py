@@ -628,3 +628,68 @@ def test_where_with_the_condition_alone_gives_its_indices_as_numpy_does():
     np.testing.assert_array_equal(indices, [1, 1, 1])
     with pytest.raises(ValueError, match="both or neither"):
         anp.where(x > 0, x)
+
+
+def test_a_traced_value_kept_past_its_transform_is_refused_not_a_zero_gradient():
+    x = np.array([1.5, -2.0])
+    kept = []
+
+    def f(x):
+        def inner(y):
+            z = y * x
+            kept.append(z)  # kept past grad(inner): it has no gradient in f
+            return anp.sum(z)
+
+        grad(inner)(x)
+        return anp.sum(kept[-1] * x)
+
+    for transform in (grad, value_and_grad):
+        with pytest.raises(TypeError, match="transform that has already returned"):
+            transform(f)(x)
+
+    cache = {}
+
+    def cached(x):  # a value memoised by an earlier call, used alone or with a live one
+        if "twice" not in cache:
+            cache["twice"] = x * 2
+        return anp.sum(cache["twice"] * x) + anp.sum(cache["twice"])
+
+    np.testing.assert_array_equal(grad(cached)(x), 4 * x + 2)
+    with pytest.raises(TypeError, match="transform that has already returned"):
+        grad(cached)(x)
+    escaped = []
+    vjp(lambda v: escaped.append(v * v) or v, x)
+    with pytest.raises(TypeError, match="transform that has already returned"):
+        grad(lambda v: anp.sum(escaped[0] * v))(x)
+
+    constants = []
+
+    def f_kept_as_a_constant(x):
+        def inner(y):
+            z = y * x
+            constants.append(anp.stop_gradient(z))
+            return anp.sum(z)
+
+        grad(inner)(x)
+        return anp.sum(constants[-1] * x)
+
+    np.testing.assert_allclose(grad(f_kept_as_a_constant)(x), x * x)
+
+
+def test_vjp_keeps_its_tape_safe_from_the_callers_writes():
+    # vjp_fn sweeps the tape later: the output its rules read comes back read-only, and
+    # the arguments are copied, so writing into either changes no gradient.
+    x = np.array([0.5, 1.0])
+    y, vjp_fn = vjp(anp.exp, x)
+    with pytest.raises(ValueError, match="read-only"):
+        y -= 1.0
+    np.testing.assert_allclose(vjp_fn(np.ones(2))[0], np.exp(x))
+    x2 = np.array([1.0, 2.0])
+    _, vjp_fn = vjp(lambda v: v * v, x2)
+    x2[0] = 10.0
+    np.testing.assert_array_equal(vjp_fn(np.ones(2))[0], [2.0, 4.0])
+    _, vjp_fn, aux = vjp(lambda v: (anp.sum(anp.tanh(v)), anp.tanh(v)), x, has_aux=True)
+    assert not aux.flags.writeable
+    (g,) = vjp_fn(np.array(1.0))
+    g[...] = 0.0  # the gradient is the caller's own
+    np.testing.assert_allclose(vjp_fn(np.array(1.0))[0], 1 - np.tanh(x) ** 2)
