@@ -348,7 +348,9 @@ def avg_pool2d(x: Any, size: int = 2, stride: int = 2, layout: str = "NCHW") -> 
     size = _check_int("avg_pool2d: size", size, 1)
     stride = _check_int("avg_pool2d: stride", stride, 1)
     _pool_shape("avg_pool2d", x, size, stride, layout)
-    dtype = np.result_type(np.asarray(unbox(x)).dtype, np.float32)  # ints average to floats
+    dtype = np.asarray(unbox(x)).dtype
+    if dtype.kind != "f":  # ints average to floats
+        dtype = np.result_type(dtype, np.float32)
     weights = np.full((size, size), 1.0 / (size * size), dtype=dtype)
     return pool_gather(x, weights, size=size, stride=stride, layout=layout)
 

@@ -426,6 +426,8 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
         return np.var(a, axis, dtype, out, ddof, keepdims, **_given(where=where, mean=mean,
                                                                    correction=correction))
     _refuse("var", dtype=dtype, out=out, where=where, mean=mean)
+    if correction is not None and ddof != 0:
+        raise ValueError("ddof and correction can't be provided simultaneously.")
     ddof = ddof if correction is None else correction
     deviation = a - _mean_op(a, axis=axis, keepdims=True)
     n = _reduced_count(a, axis)
@@ -1164,7 +1166,6 @@ isnan = nondifferentiable(np.isnan)
 isinf = nondifferentiable(np.isinf)
 zeros_like = nondifferentiable(np.zeros_like)
 ones_like = nondifferentiable(np.ones_like)
-full_like = nondifferentiable(np.full_like)
 shape = nondifferentiable(np.shape)
 ndim = nondifferentiable(np.ndim)
 size = nondifferentiable(np.size)
@@ -1173,7 +1174,27 @@ nonzero = nondifferentiable(np.nonzero)
 
 zeros = np.zeros
 ones = np.ones
-full = np.full
+
+
+def full(shape, fill_value, dtype=None, order="C", *, device=None, like=None):
+    """np.full; a traced `fill_value` is differentiated (each entry's cotangent flows
+    back to it, summed)."""
+    if not _traced(fill_value):
+        return np.full(shape, fill_value, dtype, order, device=device, like=like)
+    _refuse("full", device=device, like=like)
+    return broadcast_to(fill_value if dtype is None else astype(fill_value, dtype), shape)
+
+
+def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    """np.full_like; a traced `fill_value` is differentiated as in `full` (the values of
+    `a` are never: only its shape and dtype are read)."""
+    if not _traced(fill_value):
+        return np.full_like(unbox(a), fill_value, dtype, order, subok, shape, device=device)
+    _refuse("full_like", device=device)
+    dtype = _dtype(a) if dtype is None else dtype
+    return broadcast_to(astype(fill_value, dtype), _shape(a) if shape is None else shape)
+
+
 empty = np.empty
 eye = np.eye
 arange = np.arange
@@ -1347,6 +1368,12 @@ Box.ndim = property(lambda self: _ndim(self.value))
 Box.size = property(lambda self: int(np.prod(_shape(self.value), dtype=np.int64)))
 Box.dtype = property(lambda self: _dtype(self.value))
 Box.T = property(lambda self: transpose(self))
+Box.mT = property(lambda self: swapaxes(self, -1, -2))
+# Traced values are real (complex ones are refused), so these are the value itself.
+Box.real = property(lambda self: self)
+Box.conj = Box.conjugate = lambda self: self
+Box.flat = property(_refusal(
+    "x.flat", "its items would be constants: write anp.ravel(x) (or x.ravel()) instead"))
 # The methods take what the ndarray methods take: the function's arguments less the array.
 Box.sum = lambda self, *args, **kwargs: sum(self, *args, **kwargs)
 Box.mean = lambda self, *args, **kwargs: mean(self, *args, **kwargs)
@@ -1415,6 +1442,8 @@ Box.any = lambda self, *args, **kwargs: np.any(unbox(self), *args, **kwargs)
 Box.all = lambda self, *args, **kwargs: np.all(unbox(self), *args, **kwargs)
 Box.nonzero = lambda self: nonzero(self)
 Box.round = lambda self, decimals=0: round(self, decimals)
+# Python's round(x) as NumPy's: a constant array (its derivative is 0 almost everywhere).
+Box.__round__ = lambda self, ndigits=None: round(self, ndigits or 0)
 
 # linalg's ops are built on the ones above, so it is imported last.
 from autodiff import linalg  # noqa: E402, F401  (anp.linalg)

@@ -205,7 +205,7 @@ def vjp(fun: Callable, *args: Any, has_aux: bool = False) -> tuple:
     finally:
         trace.done = True  # nothing more is recorded: the sweeps only read the tape
     if has_aux:
-        if not (isinstance(out, tuple) and len(out) == 2):
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError("with has_aux=True the function must return a pair (value, aux)")
         out, aux = out
     out_leaves, out_def = tree_flatten(out)
@@ -316,7 +316,7 @@ def value_and_grad(
         finally:
             trace.done = True  # nothing more is recorded: the sweep only reads the tape
         if has_aux:
-            if not (isinstance(out, tuple) and len(out) == 2):
+            if not (isinstance(out, (tuple, list)) and len(out) == 2):
                 raise TypeError("with has_aux=True the function must return a pair (value, aux)")
             out, aux = out
         seeds = _scalar_seed(out, trace, "grad")
@@ -361,7 +361,7 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
 
     checked, single = _check_argnums(argnums, "jacobian")
 
-    def jacobian_fun(*args: Any):
+    def jacobian_fun(*args: Any, **kwargs: Any):  # keyword arguments: not differentiated
         wanted = _resolve_argnums(checked, len(args), "jacobian")
         nums = tuple(dict.fromkeys(wanted))
 
@@ -369,7 +369,7 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
             full = list(args)
             for i, value in zip(nums, chosen):
                 full[i] = value
-            return fun(*full)
+            return fun(*full, **kwargs)
 
         chosen = [args[i] for i in nums]
         for i, arg in zip(nums, chosen):

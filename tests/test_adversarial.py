@@ -693,3 +693,38 @@ def test_vjp_keeps_its_tape_safe_from_the_callers_writes():
     (g,) = vjp_fn(np.array(1.0))
     g[...] = 0.0  # the gradient is the caller's own
     np.testing.assert_allclose(vjp_fn(np.array(1.0))[0], 1 - np.tanh(x) ** 2)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: anp.full_like(x, x[0]), lambda x: anp.full((3,), x[0]),
+    lambda x: anp.full_like(x, x[0] * 2, shape=(2, 3)), lambda x: anp.full((2, 3), x),
+])
+def test_a_traced_fill_value_is_differentiated_not_dropped(make):
+    x = np.array([0.3, -0.8, 1.1])
+    fn = lambda x: anp.sum(make(x) * x)  # noqa: E731
+    check_grads(fn, x, order=2)
+    assert make(x.astype(np.float32)).dtype == np.float32
+    assert grad(fn)(x.astype(np.float32)).dtype == np.float32
+
+
+def test_the_ndarray_attributes_and_calls_that_numpy_users_reach_for():
+    from autodiff import conv
+
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_allclose(grad(lambda x: anp.sum(x.mT @ x))(x),
+                               grad(lambda x: anp.sum(anp.swapaxes(x, -1, -2) @ x))(x))
+    np.testing.assert_allclose(grad(lambda x: anp.sum(x.real * x.conj()))(x), 2 * x)
+    np.testing.assert_allclose(grad(lambda x: anp.sum(round(x) * x))(x), np.round(x))
+    with pytest.raises(TypeError, match=r"x\.flat .*anp\.ravel"):
+        grad(lambda x: x.flat[0])(x)
+    with pytest.raises(ValueError, match="ddof and correction"):
+        grad(lambda x: anp.var(x, ddof=1, correction=1))(x)
+    # keyword arguments pass through jacobian and hessian, undifferentiated
+    np.testing.assert_allclose(hessian(lambda v, s=1.0: anp.sum(v ** 3) * s)(x[0], s=2.0),
+                               np.diag(12 * x[0]))
+    np.testing.assert_allclose(jacobian(lambda v, s=1.0: v * s)(x[0], s=3.0), 3 * np.eye(2))
+    (value, aux), g = value_and_grad(lambda v: [anp.sum(v), "aux"], has_aux=True)(x)
+    assert value == 10.0 and aux == "aux"
+    images = np.ones((1, 1, 4, 4), np.float16)
+    assert conv.avg_pool2d(images).dtype == np.float16
+    assert grad(lambda v: anp.sum(conv.avg_pool2d(v)))(images).dtype == np.float16

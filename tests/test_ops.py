@@ -209,6 +209,10 @@ def _random(*shapes, seed=11):
 # itself is not (None: call(np, ...)). Every case is checked to second order.
 SPECIAL = {
     "matmul": [(lambda m, a, b: m.matmul(a, b), None, _random((2, 3), (3, 4)))],
+    # differentiable in the fill value, which may broadcast
+    "full": [(lambda m, v: m.full((2, 3), v), None, _random((3,)))],
+    # (a traced `a` only lends its shape and dtype)
+    "full_like": [(lambda m, v: m.full_like(m.stack([v, v]), v[::-1]), None, _random((3,)))],
     "dot": [(lambda m, a, b: m.dot(a, b), None, _random((2, 3), (3,)))],
     "transpose": [(lambda m, x: m.transpose(x, (1, -1, 0)), None, _random((2, 3, 4)))],
     "einsum": [(lambda m, a, b: m.einsum("ij,jk->ki", a, b), None, _random((2, 3), (3, 4)))],
