@@ -14,7 +14,7 @@ import numpy as np
 from autodiff import numpy as anp
 from autodiff.core import dtype_of
 from autodiff.transforms import _differentiable, _zeros_like, grad, vjp
-from autodiff.tree import tree_flatten, tree_map
+from autodiff.tree import tree_flatten, tree_unflatten
 
 
 def _argument_tuples(primals: Any, tangents: Any, name: str) -> tuple[tuple, tuple]:
@@ -62,10 +62,23 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple
     primals, tangents = _argument_tuples(primals, tangents, "jvp")
     _check_tangents(primals, tangents, "jvp")
     out, vjp_fn = vjp(fun, *primals)
-    zeros = tree_map(_zeros_like, out)
-    _, transpose_fn = vjp(vjp_fn, zeros)
-    (tangents_out,) = transpose_fn(tangents)
-    return out, tangents_out
+    # Integer and bool outputs (an argmax, a count) are constants: their tangents are
+    # zeros, and only the float outputs' cotangents are differentiated.
+    out_leaves, out_def = tree_flatten(out)
+    floats = [dtype_of(leaf).kind == "f" for leaf in out_leaves]
+
+    def vjp_of_floats(*float_cotangents: Any) -> tuple:
+        given = iter(float_cotangents)
+        cotangents = [next(given) if is_float else _zeros_like(leaf)
+                      for leaf, is_float in zip(out_leaves, floats)]
+        return vjp_fn(tree_unflatten(out_def, cotangents))
+
+    zeros = [_zeros_like(leaf) for leaf, is_float in zip(out_leaves, floats) if is_float]
+    _, transpose_fn = vjp(vjp_of_floats, *zeros)
+    float_tangents = iter(transpose_fn(tangents))
+    tangents_out = [next(float_tangents) if is_float else _zeros_like(leaf)
+                    for leaf, is_float in zip(out_leaves, floats)]
+    return out, tree_unflatten(out_def, tangents_out)
 
 
 def hvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> Any:

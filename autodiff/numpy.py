@@ -1122,7 +1122,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
 
 
 def _logsumexp(x, axis=None, keepdims=False):
-    peak = np.max(x, axis=axis, keepdims=True)
+    peak = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # -inf for an empty slice
     finite = np.isfinite(peak)
     if finite.all():  # each sum of exps is then at least 1 (the peak's own)
         total = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak

@@ -26,12 +26,18 @@ def checkpoint(fun: Callable) -> Callable:
     single tape entry; the backward pass runs `fun` again, traced, to get its vjp. So the
     tape holds `fun`'s arguments and results only, at the cost of a second forward pass;
     gradients are the same as `fun`'s, to every order. Arguments and results may be
-    pytrees. Only the arguments are differentiated through: `fun` must not use a traced
-    value it closes over (that raises a TypeError).
+    pytrees. Only the positional arguments are differentiated through: `fun` must not
+    use a traced value it closes over or takes by keyword (either raises a TypeError).
     """
 
     @functools.wraps(fun)
     def checkpointed(*args: Any, **kwargs: Any) -> Any:
+        for name, value in kwargs.items():
+            if any(type(leaf) is Box for leaf in tree_flatten(value)[0]):
+                raise TypeError(
+                    f"checkpoint({getattr(fun, '__name__', 'fun')}): the keyword argument "
+                    f"{name!r} is traced; pass it positionally to differentiate through it"
+                )
         leaves, treedef = tree_flatten(args)
         traced = [k for k, leaf in enumerate(leaves) if type(leaf) is Box]
         if not traced:

@@ -728,3 +728,31 @@ def test_the_ndarray_attributes_and_calls_that_numpy_users_reach_for():
     images = np.ones((1, 1, 4, 4), np.float16)
     assert conv.avg_pool2d(images).dtype == np.float16
     assert grad(lambda v: anp.sum(conv.avg_pool2d(v)))(images).dtype == np.float16
+
+
+def test_jvp_of_a_function_with_integer_outputs_gives_them_zero_tangents():
+    x = np.array([0.3, -0.8, 1.1])
+    (doubled, index), (tangent, index_tangent) = jvp(
+        lambda v: (v * 2, anp.argmax(v)), (x,), (x,))
+    np.testing.assert_allclose(tangent, 2 * x)
+    assert index == 2 and index_tangent == 0
+    _, tangents = jvp(lambda v: {"s": anp.sum(v), "mask": v > 0}, (x,), (np.ones(3),))
+    assert tangents["s"] == 3.0 and not tangents["mask"].any()
+
+
+def test_checkpoint_refuses_a_traced_keyword_argument_saying_so():
+    from autodiff import checkpoint
+
+    x = np.array([1.0, 2.0])
+    with pytest.raises(TypeError, match="keyword argument 'b' is traced; pass it positionally"):
+        grad(lambda x: anp.sum(checkpoint(lambda a, b=None: a * b)(x, b=x)))(x)
+    np.testing.assert_array_equal(
+        grad(lambda x: anp.sum(checkpoint(lambda a, b=None: a * b)(x, b=3.0)))(x), [3.0, 3.0])
+
+
+def test_logsumexp_of_an_empty_slice_is_minus_infinity():
+    for dtype in (np.float64, np.float32):
+        empty = np.zeros((0, 3), dtype)
+        result = anp.logsumexp(empty, axis=0)
+        assert result.dtype == dtype and np.all(result == -np.inf)
+        assert grad(lambda v: anp.sum(anp.logsumexp(v, axis=1)))(empty).shape == (0, 3)
