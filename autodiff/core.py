@@ -155,8 +155,8 @@ def _recorded(op: Callable, args: tuple, params: dict) -> Any:
     trace = None
     for arg in args:
         if type(arg) is Box:
-            if arg.trace.done:  # mixed with another trace's boxes: see escaped_error
-                raise escaped_error()
+            if arg.trace.done:  # mixed with another trace's boxes: see _escaped_error
+                raise _escaped_error()
             if trace is None or arg.trace.level > trace.level:
                 trace = arg.trace
     if trace is None:
@@ -294,11 +294,11 @@ def value_at(x: Any, trace: Trace) -> Any:
         if x.trace is trace:
             return x.value
         if x.trace.done:
-            raise escaped_error()
+            raise _escaped_error()
     return x
 
 
-def escaped_error() -> TypeError:
+def _escaped_error() -> TypeError:
     """The error for a box of a finished transform. Such a box was kept past the call of
     the function being differentiated (in a list, a global, a closure): recorded on a
     tape that no sweep will read again, it has no gradient, so using it would give a

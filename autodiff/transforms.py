@@ -45,6 +45,8 @@ def _match_leaf(cotangent: Any, leaf: Any) -> Any:
 
 def _differentiable(leaf: Any, name: str, argnum: int) -> Any:
     """`leaf` as an array ready to be traced, or a TypeError saying what to pass instead."""
+    if type(leaf) is Box:
+        value_at(leaf, None)  # an error for a box of a finished transform
     value = anp.unbox(leaf)
     dtype = getattr(value, "dtype", None)
     if dtype is None:

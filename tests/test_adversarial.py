@@ -661,6 +661,8 @@ def test_a_traced_value_kept_past_its_transform_is_refused_not_a_zero_gradient()
     vjp(lambda v: escaped.append(v * v) or v, x)
     with pytest.raises(TypeError, match="transform that has already returned"):
         grad(lambda v: anp.sum(escaped[0] * v))(x)
+    with pytest.raises(TypeError, match="transform that has already returned"):
+        grad(lambda v: anp.sum(v * v))(escaped[0])  # passed in as an argument
 
     constants = []
 
