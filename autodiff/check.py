@@ -68,13 +68,27 @@ def check_grads(
 ) -> None:
     """Raise AssertionError unless reverse mode agrees with central differences.
 
-    `args` is the tuple of positional arguments (a single non-tuple argument is allowed).
-    Use float64 inputs: in float32 central differences are too coarse to compare.
+    `args` is the tuple of positional arguments (a single non-tuple argument is allowed);
+    its float leaves are checked, and a call with none (or with no float output) is a
+    TypeError rather than a check of nothing. Use float64 inputs: in float32 central
+    differences are too coarse to compare.
     """
     args = args if isinstance(args, tuple) else (args,)
     rng = np.random.default_rng(0) if rng is None else rng
     name = getattr(fun, "__name__", repr(fun))
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ValueError(f"check_grads({name}): order must be an integer >= 1, got {order!r}")
+    if not any(_is_float(leaf) for leaf in tree_flatten(args)[0]):
+        raise TypeError(
+            f"check_grads({name}): no float input to differentiate, so nothing would be "
+            "checked; pass float64 arrays"
+        )
     out, vjp_fn = _vjp_of_float_leaves(fun, args)
+    if not any(_is_float(leaf) for leaf in tree_flatten(out)[0]):
+        raise TypeError(
+            f"check_grads({name}): the function returns no float output, so there is no "
+            "derivative to check"
+        )
     cotangent = tree_map(lambda o: _random_like(rng, o) if _is_float(o) else np.zeros_like(o), out)
     reverse_leaves = vjp_fn(cotangent)
     leaves, treedef = tree_flatten(args)

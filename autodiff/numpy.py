@@ -1136,12 +1136,18 @@ def _logsumexp(x, axis=None, keepdims=False):
 
 logsumexp = primitive(_logsumexp)
 logsumexp.__name__ = "logsumexp"
-# d logsumexp / dx = softmax(x) = exp(x - logsumexp(x))
-defvjp(
-    logsumexp,
-    lambda g, ans, x, axis=None, keepdims=False: _expand_reduced(g, x, axis, keepdims)
-    * exp(x - _expand_reduced(ans, x, axis, keepdims)),
-)
+
+
+def _logsumexp_rule(g, ans, x, axis=None, keepdims=False):
+    # d logsumexp / dx = softmax(x), from x shifted by its largest entry (a constant):
+    # exp(x - ans) would carry the rounding of a huge ans (in float32, 1e7 + log 2 is
+    # 1e7 + 1, and the shares would be e^-1 instead of 1/2).
+    peak = np.max(unbox(x), axis=axis, keepdims=True, initial=-np.inf)
+    exps = exp(x - np.where(np.isfinite(peak), peak, 0))
+    return _expand_reduced(g, x, axis, keepdims) * (exps / sum(exps, axis=axis, keepdims=True))
+
+
+defvjp(logsumexp, _logsumexp_rule)
 
 # ------------------------------------------------- constants (nothing is recorded)
 

@@ -22,8 +22,9 @@ def sigmoid(x: Any) -> Any:
 
 
 def softplus(x: Any) -> Any:
-    """log(1 + e^x), as max(x, 0) + log(1 + e^-|x|): no overflow for any x."""
-    return anp.maximum(x, 0) + anp.log(1 + anp.exp(-anp.abs(x)))
+    """log(1 + e^x) = log(e^0 + e^x), as logaddexp(x, 0): no overflow for any x, and its
+    derivatives (sigmoid, then sigmoid (1 - sigmoid)) are right at 0 too."""
+    return anp.logaddexp(x, 0.0)
 
 
 def log_sigmoid(x: Any) -> Any:
@@ -37,8 +38,13 @@ def tanh(x: Any) -> Any:
 
 
 def log_softmax(x: Any) -> Any:
-    """log(softmax(x)) along the last axis, as x - logsumexp(x): no overflow, no log(0)."""
-    return x - anp.logsumexp(x, axis=-1, keepdims=True)
+    """log(softmax(x)) along the last axis, as (x - c) - logsumexp(x - c) with c the row's
+    largest entry, a constant (the result does not depend on c): no overflow, no log(0),
+    and no digits of log(n) lost to the rounding of a huge logsumexp(x)."""
+    peak = anp.max(anp.stop_gradient(x), axis=-1, keepdims=True)  # a constant: no tape entry
+    peak = anp.where(anp.isfinite(peak), peak, 0)  # a row of infinities: no inf - inf
+    shifted = x - peak
+    return shifted - anp.logsumexp(shifted, axis=-1, keepdims=True)
 
 
 def softmax(x: Any) -> Any:

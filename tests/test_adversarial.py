@@ -758,3 +758,39 @@ def test_logsumexp_of_an_empty_slice_is_minus_infinity():
         result = anp.logsumexp(empty, axis=0)
         assert result.dtype == dtype and np.all(result == -np.inf)
         assert grad(lambda v: anp.sum(anp.logsumexp(v, axis=1)))(empty).shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float32, 1e7), (np.float64, 1e17),
+                                          (np.float32, -1e4), (np.float16, 1e3)])
+def test_log_softmax_and_its_gradient_keep_log_n_at_any_magnitude(dtype, scale):
+    from nets.activations import log_softmax, softmax
+    from nets.costs import cross_entropy
+
+    logits = np.full((1, 3), scale, dtype)  # three equal logits: each class has 1/3
+    np.testing.assert_allclose(log_softmax(logits), np.full((1, 3), -np.log(3)), rtol=1e-3)
+    np.testing.assert_allclose(softmax(logits).sum(), 1.0, rtol=1e-3)
+    targets = np.eye(3, dtype=dtype)[:1]
+    loss, g = value_and_grad(cross_entropy)(logits, targets)
+    np.testing.assert_allclose(loss, np.log(3), rtol=1e-3)
+    np.testing.assert_allclose(g, [[-2 / 3, 1 / 3, 1 / 3]], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(grad(lambda v: anp.logsumexp(v))(logits[0]), np.full(3, 1 / 3),
+                               rtol=1e-3)
+    assert g.dtype == dtype
+
+
+def test_softplus_and_log_sigmoid_have_their_second_derivative_at_0():
+    from nets.activations import log_sigmoid, softplus
+
+    assert hessian(softplus)(0.0) == 0.25 and hessian(log_sigmoid)(0.0) == -0.25
+    assert grad(softplus)(0.0) == 0.5
+    check_grads(softplus, np.array([-30.0, -1.0, 0.0, 2.0, 40.0]), order=3)
+    assert softplus(np.float32(1e4)) == np.float32(1e4) and softplus(np.float32(-1e4)) == 0.0
+
+
+def test_check_grads_refuses_to_check_nothing():
+    with pytest.raises(TypeError, match="no float input"):
+        check_grads(lambda z: anp.sum(z), np.array([1, 2]))
+    with pytest.raises(TypeError, match="no float output"):
+        check_grads(lambda z: anp.argmax(z), np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="order must be an integer >= 1"):
+        check_grads(anp.sin, np.array([1.0, 2.0]), order=0)
