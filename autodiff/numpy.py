@@ -1122,7 +1122,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
 
 
 def _logsumexp(x, axis=None, keepdims=False):
-    peak = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # -inf for an empty slice
+    peak = np.asarray(x).max(axis=axis, keepdims=True, initial=-np.inf)  # -inf if empty
     finite = np.isfinite(peak)
     if finite.all():  # each sum of exps is then at least 1 (the peak's own)
         total = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
@@ -1139,15 +1139,37 @@ logsumexp.__name__ = "logsumexp"
 
 
 def _logsumexp_rule(g, ans, x, axis=None, keepdims=False):
-    # d logsumexp / dx = softmax(x), from x shifted by its largest entry (a constant):
-    # exp(x - ans) would carry the rounding of a huge ans (in float32, 1e7 + log 2 is
-    # 1e7 + 1, and the shares would be e^-1 instead of 1/2).
-    peak = np.max(unbox(x), axis=axis, keepdims=True, initial=-np.inf)
-    exps = exp(x - np.where(np.isfinite(peak), peak, 0))
+    # d logsumexp / dx = softmax(x) = exp(x - ans), divided by its own sum: that is 1 but
+    # for the rounding of a huge ans (in float32, 1e7 + log 2 is 1e7 + 1, and the shares
+    # would be e^-1 instead of 1/2), an error common to the slice, which the division
+    # cancels. Analytically the division is by 1, so higher derivatives are softmax's.
+    exps = exp(x - _expand_reduced(ans, x, axis, keepdims))
     return _expand_reduced(g, x, axis, keepdims) * (exps / sum(exps, axis=axis, keepdims=True))
 
 
 defvjp(logsumexp, _logsumexp_rule)
+
+
+def _log_softmax(x, axis=-1):
+    # Shifted by the slice's largest entry, a constant that cancels: no overflow, and no
+    # digits of log(n) lost to the rounding of a huge logsumexp (x - logsumexp(x) with
+    # float32 logits of 1e7 is -1 in each of two equal entries, not -log 2).
+    x = np.asarray(x)
+    shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def _log_softmax_rule(g, ans, x, axis=-1):
+    # d log_softmax: g - softmax(x) sum(g). The shares exp(ans) are divided by their own
+    # sum (1 but for rounding), as logsumexp's rule does.
+    shares = exp(ans)
+    return g - sum(g, axis=axis, keepdims=True) * (shares / sum(shares, axis=axis,
+                                                                 keepdims=True))
+
+
+log_softmax = primitive(_log_softmax)
+log_softmax.__name__ = "log_softmax"
+defvjp(log_softmax, _log_softmax_rule)
 
 # ------------------------------------------------- constants (nothing is recorded)
 
@@ -1249,7 +1271,7 @@ def stop_gradient(x: Any) -> Any:
     through it, at any order of differentiation. A traced array comes back as a read-only
     view: the tape still reads that memory, so writing into it would change the gradient
     (`.copy()` it to get an array of your own)."""
-    return tree_map(_constant, x)
+    return _constant(x) if type(x) is Box else tree_map(_constant, x)
 
 
 def _constant(x: Any) -> Any:

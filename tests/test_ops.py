@@ -209,6 +209,13 @@ def _random(*shapes, seed=11):
 # itself is not (None: call(np, ...)). Every case is checked to second order.
 SPECIAL = {
     "matmul": [(lambda m, a, b: m.matmul(a, b), None, _random((2, 3), (3, 4)))],
+    # log_softmax along the last axis or another, against the textbook expression
+    "log_softmax": [
+        (lambda m, x: anp.log_softmax(x), lambda x: x - np.log(np.exp(x).sum(-1, keepdims=True)),
+         _random((3, 4))),
+        (lambda m, x: anp.log_softmax(x, axis=0),
+         lambda x: x - np.log(np.exp(x).sum(0, keepdims=True)), _random((3, 4))),
+    ],
     # differentiable in the fill value, which may broadcast
     "full": [(lambda m, v: m.full((2, 3), v), None, _random((3,)))],
     # (a traced `a` only lends its shape and dtype)
