@@ -287,6 +287,15 @@ def unbox(x: Any) -> Any:
     return x
 
 
+def read_only(value: Any) -> Any:
+    """A read-only view of an array a tape holds (its rules read that memory: writing
+    into it would change the gradients); anything else as it is."""
+    if type(value) is np.ndarray:
+        value = value.view()
+        value.flags.writeable = False
+    return value
+
+
 def value_at(x: Any, trace: Trace) -> Any:
     """`x` with the boxing of `trace` removed (boxes of outer traces are kept); an error
     for a box of a finished trace."""

@@ -37,6 +37,7 @@ from autodiff.core import (
     unbox,
 )
 from autodiff.core import dtype_of as _dtype
+from autodiff.core import read_only as _read_only
 from autodiff.core import shape_of as _shape
 from autodiff.settings import refuse_given as _refuse
 from autodiff.tree import tree_map
@@ -1275,11 +1276,7 @@ def stop_gradient(x: Any) -> Any:
 
 
 def _constant(x: Any) -> Any:
-    value = unbox(x)
-    if type(x) is Box and type(value) is np.ndarray:
-        value = value.view()
-        value.flags.writeable = False
-    return value
+    return _read_only(unbox(x)) if type(x) is Box else x
 
 
 # ------------------------------------------------------------------ Box operators

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from autodiff import numpy as anp
-from autodiff.core import Box, Trace, backward, dtype_of, value_at
+from autodiff.core import Box, Trace, backward, dtype_of, read_only, value_at
 from autodiff.tree import LEAF, tree_flatten, tree_map, tree_unflatten
 
 
@@ -238,10 +238,7 @@ def _taped_value(leaf: Any, trace: Trace) -> Any:
     """The value of an output leaf; a read-only view where it is an array on the tape
     (the rules read it: writing into it would change the gradients)."""
     value = value_at(leaf, trace)
-    if type(leaf) is Box and leaf.trace is trace and type(value) is np.ndarray:
-        value = value.view()
-        value.flags.writeable = False
-    return value
+    return read_only(value) if type(leaf) is Box and leaf.trace is trace else value
 
 
 def _checked_cotangent(ct: Any, out: Any, k: int) -> Any:
