@@ -100,6 +100,24 @@ def set_threads(n: int) -> None:
         _pool.append(worker)
 
 
+def thread_count() -> int:
+    """The number of threads `set_threads` asked for (1 until it is called)."""
+    return _threads
+
+
+@contextlib.contextmanager
+def alone():
+    """Within: products are computed on the calling thread only, as inside `run`, for
+    work that keeps the other cores busy in some other way (autodiff.helper)."""
+    with _wake:
+        _running["tasks"] += 1
+    try:
+        yield
+    finally:
+        with _wake:
+            _running["tasks"] -= 1
+
+
 def blocks(size: int, count: int = BLOCKS) -> list[slice]:
     """`range(size)` cut into at most `count` contiguous slices of nearly equal length."""
     count = max(1, min(count, size))
