@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from idx_helpers import fake_mnist
 
-from autodiff import parallel, tree_leaves
+from autodiff import helper, parallel, tree_leaves
 from digits.modelfile import load_checkpoint, save_checkpoint
+from nets import training
 from nets.augment import random_shift
 from nets.config import Settings
 from nets.costs import COSTS
@@ -473,6 +474,47 @@ def test_shards_give_the_same_bits_on_one_thread_or_two(data):
     assert one.history == [dict(e, seconds=o["seconds"]) for e, o in
                            zip(two.history, one.history)]
     assert not same_tree(one.params, run(data, config).params)  # shards do change rounding
+
+
+@pytest.mark.skipif(not helper.available(), reason="helper processes need fork")
+@pytest.mark.parametrize("faster", [True, False])
+def test_steps_shared_with_a_helper_process_give_the_same_bits(data, monkeypatch, faster):
+    """The first trial starts a helper process; it is kept, and takes the steps and later
+    trials, when its steps are faster, and ended at once when not; the run ends it.
+    Either way the results are one thread's bits."""
+    config = make_settings(epochs=3, batch_size=32, lr=1e-2, seed=4)
+    one = run(data, config, shard_rows=10)
+    monkeypatch.setattr(training, "TRIAL_STEPS", 1)
+    monkeypatch.setattr(training, "RETRY_STEPS", 3)
+    monkeypatch.setattr(training, "_helper_is_faster", lambda timed: faster)
+    monkeypatch.setattr(helper, "LEAST_WAIT", 30.0)  # these steps are shorter than a wake-up
+    made, make = [], helper.HelperProcess
+    monkeypatch.setattr(helper, "HelperProcess", lambda *args: made.append(make(*args)) or made[-1])
+    ways = []
+    monkeypatch.setattr(training._ShardedStep, "_trial_step", _spied(ways))
+    parallel.set_threads(2)
+    try:
+        two = run(data, config, shard_rows=10)
+    finally:
+        parallel.set_threads(1)
+    assert same_tree(one.params, two.params) and same_tree(one.opt_state, two.opt_state)
+    assert len(made) == 1 and made[0].pid == 0  # ended
+    # 15 steps: a warm-up, one step each way, then (if kept) every third step a new trial.
+    if faster:
+        assert ways == ["warm-up", "threads", "helper"] + ["threads", "helper"] * 2
+        assert made[0].calls == 15 - 1 - 3  # each step but the warm-up and thread steps
+    else:
+        assert ways == ["warm-up", "threads", "helper"] and made[0].calls == 1
+
+
+def _spied(ways: list):
+    trial_step = training._ShardedStep._trial_step
+
+    def spy(self, way, *args):
+        ways.append(way)
+        return trial_step(self, way, *args)
+
+    return spy
 
 
 def test_resuming_a_sharded_run_is_bit_for_bit(data, two_threads):
