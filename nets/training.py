@@ -119,20 +119,29 @@ def _loss_and_logits(apply: Apply, cost: Cost, shard_rows: int = 0) -> Callable:
 
 
 # Whether a helper process pays for itself depends on the model and on the machine's load.
-# On 2 cores it made a CNN step (two shards of 64 images) 8% faster than two threads did
-# (9.5 ms against 10.3 ms), but with another process keeping one core busy 10% slower, and
+# On 2 cores it made a CNN step (two shards of 64 images) 5-8% faster than two threads did
+# (9.5 ms against 10.3 ms), but with another process keeping one core busy 7% slower, and
 # MLP steps 10-12% slower (parameters and gradients go through shared memory every step).
-# So the steps are timed both ways, TRIAL_STEPS each, first after one step of warm-up and
-# then every RETRY_STEPS steps while the helper lives, and the faster way by median step
-# time is used until the next trial. A helper that loses the first trial is ended. The
-# results are the same bits whichever way a step went.
-TRIAL_STEPS = 4
-RETRY_STEPS = 100
+# So the steps are timed both ways, TRIAL_STEPS each, first after one step of warm-up
+# each way (the helper's first step pays for its fork), then every RETRY_STEPS steps while
+# the helper lives, and the faster way by median step time is used until the next trial.
+# A helper that loses two trials in a row is ended. The results are the same bits
+# whichever way a step went.
+TRIAL_STEPS = 6
+RETRY_STEPS = 200
+LOSSES_TO_END = 2
 
 
 def _helper_is_faster(timed: dict[str, list[float]]) -> bool:
     """Whether a trial's helper steps took less time than its thread steps (medians)."""
     return bool(np.median(timed["helper"]) < np.median(timed["threads"]))
+
+
+def _trial(first: bool) -> list[tuple[str, bool]]:
+    """The steps of a trial: (way, whether its time counts)."""
+    warm_up = [False] if first else []
+    return [("threads", counts) for counts in warm_up + [True] * TRIAL_STEPS] + \
+        [("helper", counts) for counts in warm_up + [True] * TRIAL_STEPS]
 
 
 class _ShardedStep:
@@ -145,12 +154,12 @@ class _ShardedStep:
         self.whole, self.shard, self.shard_rows = whole, shard, shard_rows
         self.helper: helper.HelperProcess | None = None
         self.use_helper = False
-        # The ways the next steps go (a trial), the seconds they took, and the steps since.
-        self.plan: list[str] = []
+        # The steps a trial still has to take, the seconds its steps took, its outcomes.
+        self.plan: list[tuple[str, bool]] = []
         if parallel.thread_count() > 1 and helper.available():
-            self.plan = ["warm-up"] + ["threads"] * TRIAL_STEPS + ["helper"] * TRIAL_STEPS
-        self.timed: dict[str, list[float]] = {"warm-up": [], "threads": [], "helper": []}
-        self.since_trial = 0
+            self.plan = _trial(first=True)
+        self.timed: dict[str, list[float]] = {"threads": [], "helper": []}
+        self.since_trial = self.losses = 0
 
     def __call__(self, params: Any, x: np.ndarray, targets: np.ndarray) -> tuple:
         n = len(x)
@@ -160,36 +169,39 @@ class _ShardedStep:
         # The batch's mean is the shards' means weighted by their rows, summed in order.
         calls = [(params, x[cut], targets[cut], (cut.stop - cut.start) / n) for cut in shards]
         trial = bool(self.plan)
-        way = self.plan.pop(0) if trial else "helper" if self.use_helper else "threads"
+        way, counts = self.plan.pop(0) if trial else \
+            ("helper" if self.use_helper else "threads", False)
         started = time.perf_counter()
         if way == "helper":
             results = helper.call_all(self.helper, self.shard, calls)
         else:
             results = parallel.run([functools.partial(self.shard, *call) for call in calls])
         if trial:
-            self._trial_step(way, time.perf_counter() - started, calls[-1], results[-1])
+            self._trial_step(way, counts, time.perf_counter() - started, calls[-1], results[-1])
         elif self.helper is not None:
             self.since_trial += 1
             if self.since_trial == RETRY_STEPS:
-                self.plan = ["threads"] * TRIAL_STEPS + ["helper"] * TRIAL_STEPS
+                self.plan = _trial(first=False)
         loss = _sum([result[0][0] for result in results])
         logits = np.concatenate([result[0][1] for result in results])
         grads = tree_map(lambda *parts: _sum(parts), *[result[1] for result in results])
         return (loss, logits), grads
 
-    def _trial_step(self, way: str, seconds: float, call: tuple, result: Any) -> None:
+    def _trial_step(self, way: str, counts: bool, seconds: float, call: tuple,
+                    result: Any) -> None:
         """Record a step of a trial; start the helper before its first step (this step's
         last shard is its example); at the trial's end, choose the faster way."""
-        self.timed[way].append(seconds)
-        if self.plan and self.plan[0] == "helper" and self.helper is None:
+        if counts:
+            self.timed[way].append(seconds)
+        if self.plan and self.plan[0][0] == "helper" and self.helper is None:
             self.helper = helper.HelperProcess(self.shard, call, result)
         if self.plan:
             return
-        first = bool(self.timed["warm-up"])
         self.use_helper = _helper_is_faster(self.timed)
-        self.timed = {"warm-up": [], "threads": [], "helper": []}
+        self.losses = 0 if self.use_helper else self.losses + 1
+        self.timed = {"threads": [], "helper": []}
         self.since_trial = 0
-        if first and not self.use_helper:
+        if self.losses >= LOSSES_TO_END:
             self.close()
 
     def close(self) -> None:

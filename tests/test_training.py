@@ -480,12 +480,12 @@ def test_shards_give_the_same_bits_on_one_thread_or_two(data):
 @pytest.mark.parametrize("faster", [True, False])
 def test_steps_shared_with_a_helper_process_give_the_same_bits(data, monkeypatch, faster):
     """The first trial starts a helper process; it is kept, and takes the steps and later
-    trials, when its steps are faster, and ended at once when not; the run ends it.
+    trials, when its steps are faster, and ended after two slower trials; the run ends it.
     Either way the results are one thread's bits."""
     config = make_settings(epochs=3, batch_size=32, lr=1e-2, seed=4)
     one = run(data, config, shard_rows=10)
     monkeypatch.setattr(training, "TRIAL_STEPS", 1)
-    monkeypatch.setattr(training, "RETRY_STEPS", 3)
+    monkeypatch.setattr(training, "RETRY_STEPS", 2)
     monkeypatch.setattr(training, "_helper_is_faster", lambda timed: faster)
     monkeypatch.setattr(helper, "LEAST_WAIT", 30.0)  # these steps are shorter than a wake-up
     made, make = [], helper.HelperProcess
@@ -499,20 +499,24 @@ def test_steps_shared_with_a_helper_process_give_the_same_bits(data, monkeypatch
         parallel.set_threads(1)
     assert same_tree(one.params, two.params) and same_tree(one.opt_state, two.opt_state)
     assert len(made) == 1 and made[0].pid == 0  # ended
-    # 15 steps: a warm-up, one step each way, then (if kept) every third step a new trial.
+    # 15 steps: a trial of 4 (a warm-up and one timed step each way), then a trial of 2
+    # after every 2 steps while the helper lives (the last one cut short by the end).
+    first = [("threads", False), ("threads", True), ("helper", False), ("helper", True)]
+    again = [("threads", True), ("helper", True)]
     if faster:
-        assert ways == ["warm-up", "threads", "helper"] + ["threads", "helper"] * 2
-        assert made[0].calls == 15 - 1 - 3  # each step but the warm-up and thread steps
+        assert ways == first + again * 2 + again[:1]
+        assert made[0].calls == 15 - 2 - 3  # each step but the trials' thread steps
     else:
-        assert ways == ["warm-up", "threads", "helper"] and made[0].calls == 1
+        assert ways == first + [("threads", True), ("helper", True)]  # then ended
+        assert made[0].calls == 3
 
 
 def _spied(ways: list):
     trial_step = training._ShardedStep._trial_step
 
-    def spy(self, way, *args):
-        ways.append(way)
-        return trial_step(self, way, *args)
+    def spy(self, way, counts, *args):
+        ways.append((way, counts))
+        return trial_step(self, way, counts, *args)
 
     return spy
 
