@@ -4,7 +4,10 @@ their weighted gradients) for the CNN and MLP recipes, in batches of --batch wha
 recipe's own batch (the MLP's is 256), computed whole and as
 shards, on one thread and on the engine's threads (one per core; DIGITS_THREADS). Whole
 on the threads, the products of 50 million multiply-adds and more are shared out
-(autodiff.parallel.matmul); as shards, the shards are (autodiff.parallel.run).
+(autodiff.parallel.matmul); as shards, the shards are (autodiff.parallel.run), and, on
+more than one thread where fork exists, also shared with a helper process
+(autodiff.helper; the "helper" rows). The training loop times its first steps both ways
+and keeps the faster (nets.training.TRIAL_STEPS); here each way is timed on its own.
 
     python bench/shards.py [--repeats 7] [--steps 30] [--batch 128]
 
@@ -28,7 +31,7 @@ import digits.threads  # noqa: E402, F401  (before NumPy: the BLAS library's thr
 import numpy as np  # noqa: E402
 from engine import measure  # noqa: E402  (bench/engine.py: interleaved repeats)
 
-from autodiff import parallel  # noqa: E402
+from autodiff import helper, parallel  # noqa: E402
 from digits.allocator import keep_freed_memory  # noqa: E402
 from nets.config import RECIPES  # noqa: E402
 from nets.costs import COSTS  # noqa: E402
@@ -47,8 +50,16 @@ def ways(recipe: str, batch: int, rng: np.random.Generator) -> tuple[int, dict]:
     rows = shard_rows(settings, 55_000)
     whole = _loss_and_logits(network.apply, cost)  # the training loop's own step
     sharded = _loss_and_logits(network.apply, cost, rows)
-    return rows, {"whole": lambda: whole(params, x, targets),
+    sharded.plan = []  # no trial: on the threads
+    contenders = {"whole": lambda: whole(params, x, targets),
                   "shards": lambda: sharded(params, x, targets)}
+    if parallel.thread_count() > 1 and helper.available():
+        helped = _loss_and_logits(network.apply, cost, rows)
+        helped.plan, helped.use_helper = [], True  # no trial: with a helper process
+        example = (params, x[:rows], targets[:rows], 0.5)
+        helped.helper = helper.HelperProcess(helped.shard, example, helped.shard(*example))
+        contenders["helper"] = lambda: helped(params, x, targets)
+    return rows, contenders
 
 
 def main() -> None:
@@ -61,10 +72,11 @@ def main() -> None:
     cores = digits.threads.engine_threads()
     print(f"ms per step, median (min-max) of {args.repeats}")
     for recipe in ("cnn", "mlp"):
-        rows, contenders = ways(recipe, args.batch, np.random.default_rng(0))
-        print(f"{recipe}, batch {args.batch} in shards of at most {rows} rows:")
+        print(f"{recipe}, batch {args.batch} in shards of at most "
+              f"{ways(recipe, args.batch, np.random.default_rng(0))[0]} rows:")
         for threads in sorted({1, cores}):
             parallel.set_threads(threads)
+            _, contenders = ways(recipe, args.batch, np.random.default_rng(0))
             times = measure(contenders, args.repeats, args.steps)  # seconds per step
             for name, values in times.items():
                 label = f"{name}, {threads} thread{'s' if threads > 1 else ''}"

@@ -1,4 +1,4 @@
-"""bench/shards.py runs and prints its four figures per recipe (a smoke test; the figures
+"""bench/shards.py runs and prints its five figures per recipe (a smoke test; the figures
 themselves are measurements, quoted in the README)."""
 
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_shards_bench_prints_whole_and_shards_on_one_and_two_threads():
+def test_shards_bench_prints_whole_and_shards_on_one_and_two_threads_and_a_helper():
     env = dict(os.environ, DIGITS_THREADS="2")
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env.pop(name, None)
@@ -20,5 +20,7 @@ def test_shards_bench_prints_whole_and_shards_on_one_and_two_threads():
     assert done.returncode == 0, done.stderr
     for recipe in ("cnn", "mlp"):
         assert f"{recipe}, batch 8 in shards of at most 4 rows:" in done.stdout
-    rows = re.findall(r"^  (whole|shards), (1 thread|2 threads) +[\d.]+ \(", done.stdout, re.M)
-    assert len(rows) == 8 and len(set(rows)) == 4
+    rows = re.findall(r"^  (whole|shards|helper), (1 thread|2 threads) +[\d.]+ \(",
+                      done.stdout, re.M)
+    assert len(rows) == 10 and len(set(rows)) == 5  # a helper process on 2 threads only
+    assert ("helper", "2 threads") in rows and ("helper", "1 thread") not in rows
