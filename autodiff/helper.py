@@ -4,25 +4,26 @@ two calls run at once without sharing Python's interpreter lock.
 Why not threads? A call of the engine is a long run of NumPy operations, each a few
 microseconds of Python around a C loop. Two threads making such calls take turns with the
 lock hundreds of times per call, and every turn waits for the other thread's Python to
-let go. Measured on 2 cores, one CNN shard (64 images, forward and backward) took 7.0 ms
-alone and 7.2 ms next to a copy of itself in a second process, but two shards on two
-threads of one process took 9.2 ms, not 7: the threads lost a quarter of their time to
-the lock.
+let go. Measured on 2 cores, a shard of the default CNN (64 MNIST images, forward and
+backward) took 7.7 to 8.4 ms alone; two at once took 9.2 ms in two processes (which
+still share the memory bus and caches) and 10.0 ms on two threads of one process.
 
 How: `HelperProcess(fun, args, result)` forks once; the child waits for calls and makes
 them. The arrays of each call's arguments and of its result travel through two regions
 of shared memory (sized for the example `args` and `result`, and reused by every call);
 a pipe each way carries a short JSON message: the call's number and where each array is.
-The child computes with the same code on the same bits, so its results are bit for bit
-the ones this process would get. The arguments and result must have the structure of the
+The child has one call at a time: this process writes arguments only while the child
+waits. The child computes with the same code on the same bits, so its results are bit
+for bit the ones this process would get. The arguments and result must have the structure of the
 examples (pytrees whose leaves are arrays, NumPy scalars or Python numbers).
 
 `call_all(helper, fun, calls)` makes the calls, the last one in the helper. When the
 helper has not answered about one call's time after this process is done with its own,
-this process makes that call itself, and does not ask the helper again for a while
-(10 ms, doubling with every late answer, up to a second; the calls go to
-autodiff.parallel's threads meanwhile), as autodiff.parallel does with its threads: on a
-machine whose other cores are busy, the work never waits for the scheduler. A call that
+this process makes that call itself, and does not ask the helper again until it has
+answered and a while has passed (10 ms, doubling with every late answer, up to a
+second; the calls go to autodiff.parallel's threads meanwhile), as autodiff.parallel
+does with its threads: on a machine whose other cores are busy, the work never waits for
+the scheduler. A call that
 fails in the helper is made again here, where its error is raised.
 
 The child ignores Ctrl-C (this process handles it) and exits when its pipe closes: on
@@ -148,7 +149,8 @@ class HelperProcess:
         result_leaves, self.result_def = tree_flatten(result)
         self.inputs = mmap.mmap(-1, _region_size(arg_leaves))
         self.outputs = mmap.mmap(-1, _region_size(result_leaves))
-        self.calls = 0  # the number of the last call sent
+        self.calls = 0  # the number of calls sent
+        self.outstanding = False  # whether the child has a call it has not answered
         self.pause = {"until": 0.0, "seconds": 0.0}
         self.alive = True
         calls_read, self._calls_fd = os.pipe()
@@ -169,11 +171,21 @@ class HelperProcess:
         _PIPE_ENDS.update((self._calls_fd, self._results_fd))
 
     def ready(self) -> bool:
-        """Whether a call may be sent now: the child lives and is not paused."""
-        return self.alive and time.perf_counter() >= self.pause["until"]
+        """Whether a call may be sent now: the child lives, is not paused, and has answered
+        every call sent to it. One call at a time: the caller never writes into the
+        shared memory while the child may read it, and a child that hangs never fills
+        its pipe."""
+        if not self.alive or time.perf_counter() < self.pause["until"]:
+            return False
+        while self.outstanding and self.alive and _waiting(self._results_fd):
+            self._answer()  # a late answer, to a call made here instead: dropped
+        return self.alive and not self.outstanding
 
     def submit(self, args: tuple) -> bool:
-        """Send the call fun(*args); False if its arguments do not fit the examples."""
+        """Send the call fun(*args); False if the child is not ready for it (see `ready`)
+        or the arguments do not fit the examples."""
+        if self.outstanding or not self.alive:
+            return False
         leaves, treedef = tree_flatten(tuple(args))
         described = _write(self.inputs, leaves) if treedef == self.args_def else None
         if described is None:
@@ -184,24 +196,27 @@ class HelperProcess:
         except OSError:  # the child has gone
             self.alive = False
             return False
+        self.outstanding = True
         return True
 
     def result(self, seconds: float) -> tuple[bool, Any]:
-        """(True, result) of the last call sent, or (False, None) if the child has not
-        answered within `seconds`, failed, or has gone."""
-        deadline = time.perf_counter() + seconds
-        while True:
-            if not _waiting(self._results_fd, max(0.0, deadline - time.perf_counter())):
-                return False, None
-            message = _receive(self._results_fd)
-            if message is None:
-                self.alive = False
-                return False, None
-            if message["call"] != self.calls:  # an answer to a call made here instead
-                continue
-            if "leaves" not in message:
-                return False, None
-            return True, tree_unflatten(self.result_def, _read(self.outputs, message["leaves"]))
+        """(True, result) of the call sent, or (False, None) if the child has not answered
+        within `seconds`, failed, or has gone."""
+        if not _waiting(self._results_fd, seconds):
+            return False, None
+        message = self._answer()
+        if message is None or "leaves" not in message:
+            return False, None
+        return True, tree_unflatten(self.result_def, _read(self.outputs, message["leaves"]))
+
+    def _answer(self) -> dict | None:
+        """The child's answer to the call sent (it has one call at a time), or None if it
+        has gone."""
+        message = _receive(self._results_fd)
+        self.outstanding = False
+        if message is None:
+            self.alive = False
+        return message
 
     def answered(self, in_time: bool) -> None:
         """No calls for a while after a late answer, twice as long each time in a row."""
@@ -234,11 +249,9 @@ class HelperProcess:
 
 def _serve(fun: Callable[..., Any], helper: HelperProcess, calls_fd: int,
            results_fd: int) -> None:
-    """The child's loop: make each call, unless a newer one is already waiting."""
+    """The child's loop: make each call and answer it, until the pipe closes."""
     while True:
         message = _receive(calls_fd)
-        while message is not None and _waiting(calls_fd):
-            message = _receive(calls_fd)  # the caller made that one itself: skip it
         if message is None:
             return
         answer: dict = {"call": message["call"]}

@@ -194,7 +194,11 @@ class _ShardedStep:
         if counts:
             self.timed[way].append(seconds)
         if self.plan and self.plan[0][0] == "helper" and self.helper is None:
-            self.helper = helper.HelperProcess(self.shard, call, result)
+            try:
+                self.helper = helper.HelperProcess(self.shard, call, result)
+            except OSError:  # no fork here, or no memory for one: threads it is
+                self.plan = []
+                return
         if self.plan:
             return
         self.use_helper = _helper_is_faster(self.timed)
@@ -243,11 +247,13 @@ def train(
 
     With `shard_rows` > 0, each batch is cut into equal shards of at most that many rows
     (nets.models.shard_rows chooses it), whose gradients are computed on the engine's
-    threads (autodiff.parallel.run) and averaged, weighted by their rows. That is the
+    threads (autodiff.parallel.run), or shared with a helper process when that is faster
+    (see TRIAL_STEPS), and averaged, weighted by their rows. That is the
     batch's gradient, up to rounding, when the cost is a mean over examples of a model
     that treats each row on its own, as every cost and model in nets is; it is not for a
     cost that sums, or a model that mixes rows. The cut depends on the batch size and
-    `shard_rows` only, so the results do not depend on how many threads there are.
+    `shard_rows` only, so the results do not depend on how many threads there are, or on
+    which way a step went. A helper process ends with the call.
     """
     settings.check(examples=len(data.train_x))
     if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 0:

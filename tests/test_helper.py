@@ -109,12 +109,36 @@ def test_a_late_child_is_not_waited_for_and_its_answer_is_dropped(made, monkeypa
     assert time.perf_counter() - started < 0.4
     np.testing.assert_array_equal(results[1], [2.0, 2.0])
     assert not worker.ready()  # paused after a late answer
-    time.sleep(0.6)  # the late answer arrives, for a call that was made here instead
     worker.pause["until"] = 0.0
+    assert not worker.ready() and not worker.submit((np.ones(2),))  # still busy with it
+    time.sleep(0.6)  # the late answer arrives, for a call that was made here instead
+    assert worker.ready()  # and is dropped
     assert worker.submit((np.full(2, 5.0),))
     answered, value = worker.result(2.0)
     assert answered
     np.testing.assert_array_equal(value, [6.0, 6.0])
+
+
+def hanging_in_the_child(x):
+    if os.getpid() != PARENT:
+        time.sleep(3600)
+    return x * 3
+
+
+def test_a_hanging_child_is_sent_one_call_and_killed_at_close(made, monkeypatch):
+    worker = made(hanging_in_the_child, (np.zeros(2),))
+    monkeypatch.setattr(helper, "LEAST_WAIT", 0.01)
+    monkeypatch.setattr(helper, "EXIT_SECONDS", 0.2)
+    started = time.perf_counter()
+    for value in range(200):  # far more calls than a pipe's buffer holds messages
+        worker.pause["until"] = 0.0
+        results = helper.call_all(worker, hanging_in_the_child,
+                                  [(np.zeros(2),), (np.full(2, value),)])
+        np.testing.assert_array_equal(results[1], [3 * value] * 2)
+    assert worker.calls == 1 and time.perf_counter() - started < 5
+    pid = worker.pid
+    worker.close()
+    assert not _running(pid)
 
 
 def failing_in_the_child(x):

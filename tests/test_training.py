@@ -511,6 +511,22 @@ def test_steps_shared_with_a_helper_process_give_the_same_bits(data, monkeypatch
         assert made[0].calls == 3
 
 
+def test_a_helper_that_cannot_be_made_leaves_the_steps_on_the_threads(data, monkeypatch):
+    def no_fork(*args):
+        raise OSError("Cannot allocate memory")
+
+    config = make_settings(epochs=2, batch_size=32, lr=1e-2, seed=4)
+    one = run(data, config, shard_rows=10)
+    monkeypatch.setattr(training, "TRIAL_STEPS", 1)
+    monkeypatch.setattr(helper, "HelperProcess", no_fork)
+    parallel.set_threads(2)
+    try:
+        two = run(data, config, shard_rows=10)
+    finally:
+        parallel.set_threads(1)
+    assert same_tree(one.params, two.params)
+
+
 def _spied(ways: list):
     trial_step = training._ShardedStep._trial_step
 
