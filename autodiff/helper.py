@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import mmap
 import os
 import select
@@ -136,7 +137,11 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 
 
 def _waiting(fd: int, seconds: float = 0.0) -> bool:
-    return bool(select.select([fd], [], [], seconds)[0])
+    """Whether `fd` has something to read (or has closed) within `seconds`. poll, not
+    select: select cannot watch descriptors numbered 1024 and up."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0, math.ceil(seconds * 1000))))
 
 
 class HelperProcess:
