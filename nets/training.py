@@ -119,9 +119,10 @@ def _loss_and_logits(apply: Apply, cost: Cost, shard_rows: int = 0) -> Callable:
 
 
 # Whether a helper process pays for itself depends on the model and on the machine's load.
-# On 2 cores it made a CNN step (two shards of 64 images) 5-8% faster than two threads did
-# (9.5 ms against 10.3 ms), but with another process keeping one core busy 7% slower, and
-# MLP steps 10-12% slower (parameters and gradients go through shared memory every step).
+# On 2 cores it made a CNN step (two shards of 64 images) 10% faster than two threads did
+# (8.4 ms against 9.3 ms, bench/shards.py), but 7% slower with another process keeping one
+# core busy, and the default MLP's steps (two shards of 128 rows) about 10% slower: its
+# parameters and gradients go through shared memory every step, for less work.
 # So the steps are timed both ways, TRIAL_STEPS each, first after one step of warm-up
 # each way (the helper's first step pays for its fork), then every RETRY_STEPS steps while
 # the helper lives, and the faster way by median step time is used until the next trial.
