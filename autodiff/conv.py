@@ -218,7 +218,6 @@ kernel_product.__name__ = "kernel_product"
 defvjp(kernel_product, _kernel_product_rule_w, _kernel_product_rule_cols)
 
 
-
 def conv2d(x: Any, w: Any, stride: int = 1, padding: int = 0, layout: str = "NCHW") -> Any:
     """Cross-correlation of images `x` (batch, C_in, H, W) with kernels `w` (C_out, C_in, kh, kw).
 

@@ -32,6 +32,7 @@ The child ignores Ctrl-C (this process handles it) and exits when its pipe close
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -241,12 +242,13 @@ class HelperProcess:
             _PIPE_ENDS.discard(fd)
             os.close(fd)
         deadline = time.perf_counter() + EXIT_SECONDS
-        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
-            if time.perf_counter() > deadline:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-                break
-            time.sleep(0.001)
+        with contextlib.suppress(ChildProcessError):  # closed in a fork of this process
+            while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+                if time.perf_counter() > deadline:
+                    os.kill(self.pid, signal.SIGKILL)
+                    os.waitpid(self.pid, 0)
+                    break
+                time.sleep(0.001)
         self.pid, self.alive = 0, False
         self.inputs.close()
         self.outputs.close()

@@ -161,6 +161,7 @@ class _ShardedStep:
             self.plan = _trial(first=True)
         self.timed: dict[str, list[float]] = {"threads": [], "helper": []}
         self.since_trial = self.losses = 0
+        self.largest_shard = 0  # the most rows a step's last shard has had
 
     def __call__(self, params: Any, x: np.ndarray, targets: np.ndarray) -> tuple:
         n = len(x)
@@ -169,6 +170,7 @@ class _ShardedStep:
             return self.whole(params, x, targets)
         # The batch's mean is the shards' means weighted by their rows, summed in order.
         calls = [(params, x[cut], targets[cut], (cut.stop - cut.start) / n) for cut in shards]
+        self.largest_shard = max(self.largest_shard, len(calls[-1][1]))
         trial = bool(self.plan)
         way, counts = self.plan.pop(0) if trial else \
             ("helper" if self.use_helper else "threads", False)
@@ -194,7 +196,10 @@ class _ShardedStep:
         last shard is its example); at the trial's end, choose the faster way."""
         if counts:
             self.timed[way].append(seconds)
-        if self.plan and self.plan[0][0] == "helper" and self.helper is None:
+        # The helper's shared memory is sized for its example: a shard as large as any so
+        # far, not one of the smaller last batch of an epoch.
+        full = len(call[1]) >= self.largest_shard
+        if self.plan and self.plan[0][0] == "helper" and self.helper is None and full:
             try:
                 self.helper = helper.HelperProcess(self.shard, call, result)
             except OSError:  # no fork here, or no memory for one: threads it is

@@ -511,6 +511,29 @@ def test_steps_shared_with_a_helper_process_give_the_same_bits(data, monkeypatch
         assert made[0].calls == 3
 
 
+@pytest.mark.skipif(not helper.available(), reason="helper processes need fork")
+def test_the_helper_is_made_for_full_shards_not_an_epochs_smaller_last_batch(data,
+                                                                              monkeypatch):
+    """Its shared memory is sized for its example: one from the 22-row last batch of an
+    epoch (150 rows in batches of 64: shards of 16 rows, then of 11) would leave every
+    full shard too large for it."""
+    monkeypatch.setattr(training, "TRIAL_STEPS", 2)  # step 3, the 22 rows, precedes it
+    monkeypatch.setattr(training, "_helper_is_faster", lambda timed: True)
+    monkeypatch.setattr(helper, "LEAST_WAIT", 30.0)
+    made, examples, make = [], [], helper.HelperProcess
+    monkeypatch.setattr(helper, "HelperProcess",
+                        lambda fun, args, result: examples.append(len(args[1])) or
+                        made.append(make(fun, args, result)) or made[-1])
+    parallel.set_threads(2)
+    try:
+        run(data, make_settings(epochs=3, batch_size=64, lr=1e-2), shard_rows=20)
+    finally:
+        parallel.set_threads(1)
+    assert examples == [16]  # made after step 4, a full batch, not after step 3
+    assert made[0].calls == 9 - 3 - 1  # every step but the trial's thread steps and the
+    # helper's warm-up, which ran on the threads while there was no helper yet
+
+
 def test_a_helper_that_cannot_be_made_leaves_the_steps_on_the_threads(data, monkeypatch):
     def no_fork(*args):
         raise OSError("Cannot allocate memory")
