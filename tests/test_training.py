@@ -462,14 +462,32 @@ def test_sharded_cnn_step_is_the_whole_batch_step(two_threads):
         np.testing.assert_allclose(mine, whole, rtol=1e-4, atol=1e-5 * np.abs(whole).max())
 
 
+def run_on_two_threads(data, config, **hooks):
+    """`run` with the engine's threads on (and so, where fork exists, helper trials)."""
+    parallel.set_threads(2)
+    try:
+        return run(data, config, **hooks)
+    finally:
+        parallel.set_threads(1)
+
+
+def recorded_helpers(monkeypatch) -> tuple[list, list]:
+    """The helper processes training makes, and the example arguments of each."""
+    made, examples, make = [], [], helper.HelperProcess
+
+    def record(fun, args, result):
+        examples.append(args)
+        made.append(make(fun, args, result))
+        return made[-1]
+
+    monkeypatch.setattr(helper, "HelperProcess", record)
+    return made, examples
+
+
 def test_shards_give_the_same_bits_on_one_thread_or_two(data):
     config = make_settings(epochs=2, batch_size=32, lr=1e-2, seed=4)
     one = run(data, config, shard_rows=10)
-    parallel.set_threads(2)
-    try:
-        two = run(data, config, shard_rows=10)
-    finally:
-        parallel.set_threads(1)
+    two = run_on_two_threads(data, config, shard_rows=10)
     assert same_tree(one.params, two.params) and same_tree(one.opt_state, two.opt_state)
     assert one.history == [dict(e, seconds=o["seconds"]) for e, o in
                            zip(two.history, one.history)]
@@ -488,15 +506,10 @@ def test_steps_shared_with_a_helper_process_give_the_same_bits(data, monkeypatch
     monkeypatch.setattr(training, "RETRY_STEPS", 2)
     monkeypatch.setattr(training, "_helper_is_faster", lambda timed: faster)
     monkeypatch.setattr(helper, "LEAST_WAIT", 30.0)  # these steps are shorter than a wake-up
-    made, make = [], helper.HelperProcess
-    monkeypatch.setattr(helper, "HelperProcess", lambda *args: made.append(make(*args)) or made[-1])
+    made, _ = recorded_helpers(monkeypatch)
     ways = []
     monkeypatch.setattr(training._ShardedStep, "_trial_step", _spied(ways))
-    parallel.set_threads(2)
-    try:
-        two = run(data, config, shard_rows=10)
-    finally:
-        parallel.set_threads(1)
+    two = run_on_two_threads(data, config, shard_rows=10)
     assert same_tree(one.params, two.params) and same_tree(one.opt_state, two.opt_state)
     assert len(made) == 1 and made[0].pid == 0  # ended
     # 15 steps: a trial of 4 (a warm-up and one timed step each way), then a trial of 2
@@ -520,16 +533,9 @@ def test_the_helper_is_made_for_full_shards_not_an_epochs_smaller_last_batch(dat
     monkeypatch.setattr(training, "TRIAL_STEPS", 2)  # step 3, the 22 rows, precedes it
     monkeypatch.setattr(training, "_helper_is_faster", lambda timed: True)
     monkeypatch.setattr(helper, "LEAST_WAIT", 30.0)
-    made, examples, make = [], [], helper.HelperProcess
-    monkeypatch.setattr(helper, "HelperProcess",
-                        lambda fun, args, result: examples.append(len(args[1])) or
-                        made.append(make(fun, args, result)) or made[-1])
-    parallel.set_threads(2)
-    try:
-        run(data, make_settings(epochs=3, batch_size=64, lr=1e-2), shard_rows=20)
-    finally:
-        parallel.set_threads(1)
-    assert examples == [16]  # made after step 4, a full batch, not after step 3
+    made, examples = recorded_helpers(monkeypatch)
+    run_on_two_threads(data, make_settings(epochs=3, batch_size=64, lr=1e-2), shard_rows=20)
+    assert [len(args[1]) for args in examples] == [16]  # after step 4 (full), not step 3
     assert made[0].calls == 9 - 3 - 1  # every step but the trial's thread steps and the
     # helper's warm-up, which ran on the threads while there was no helper yet
 
@@ -542,12 +548,7 @@ def test_a_helper_that_cannot_be_made_leaves_the_steps_on_the_threads(data, monk
     one = run(data, config, shard_rows=10)
     monkeypatch.setattr(training, "TRIAL_STEPS", 1)
     monkeypatch.setattr(helper, "HelperProcess", no_fork)
-    parallel.set_threads(2)
-    try:
-        two = run(data, config, shard_rows=10)
-    finally:
-        parallel.set_threads(1)
-    assert same_tree(one.params, two.params)
+    assert same_tree(one.params, run_on_two_threads(data, config, shard_rows=10).params)
 
 
 def _spied(ways: list):
