@@ -262,19 +262,25 @@ def _serve(fun: Callable[..., Any], helper: HelperProcess, calls_fd: int,
         if message is None:
             return
         answer: dict = {"call": message["call"]}
-        try:
-            args = tree_unflatten(helper.args_def, _read(helper.inputs, message["leaves"]))
-            leaves, treedef = tree_flatten(fun(*args))
-            described = _write(helper.outputs, leaves) if treedef == helper.result_def \
-                else None
-            if described is not None:
-                answer["leaves"] = described
-        except Exception:  # noqa: BLE001  (made again by the caller, which meets the error)
-            pass
+        described = _call(fun, helper, message["leaves"])
+        if described is not None:  # without leaves, the caller makes the call again
+            answer["leaves"] = described
         try:
             _send(results_fd, answer)
         except OSError:  # the caller has gone
             return
+
+
+def _call(fun: Callable[..., Any], helper: HelperProcess, described: list) -> list | None:
+    """Make one call in the child: where its result is in the shared memory, or None if
+    the call failed or its result does not fit (the caller then makes it again itself,
+    and meets the error, if there is one, on its own thread)."""
+    try:
+        args = tree_unflatten(helper.args_def, _read(helper.inputs, described))
+        leaves, treedef = tree_flatten(fun(*args))
+        return _write(helper.outputs, leaves) if treedef == helper.result_def else None
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def call_all(helper: HelperProcess | None, fun: Callable[..., Any],
